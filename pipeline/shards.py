@@ -1,0 +1,292 @@
+"""The shard format (DESIGN §2): the contract between the pipeline and the trainer.
+
+Everything that names, places, serialises or describes a shard lives here, so the writer (the
+Beam job) and the readers (the trainer, the probe, the tests) cannot drift apart.
+
+Decisions:
+- An example's shard is a hash of its *segment* key ``<YTID>_<start ms>`` (its ``clip_id`` minus
+  the chunk suffix), not of the full ``clip_id``: the chunk count is known only after decoding,
+  and keeping all chunks of one segment in one shard lets the job group segments by shard before
+  any audio is fetched (DESIGN §3's bounded memory). The hash is BLAKE2b, stable across processes
+  and Python versions (``hash()`` is salted per process).
+- Files go through ``tf.io.gfile`` so ``gs://`` and other remote file systems work as local paths.
+- A shard is written to ``<name>.tmp-<random>`` and renamed, so readers never see half a shard.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from pipeline.spectrogram import FORMAT_VERSION, SpectrogramConfig
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "eval")
+#: Serialised size of one example (float16 log-mel plus a few hundred bytes of metadata); used to
+#: pick a shard count. DESIGN §2: about 240 KB per clip.
+EXAMPLE_BYTES = 240_640 + 200
+TARGET_SHARD_BYTES = 200_000_000  # aim at the middle of 100-300 MB per shard
+_SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
+
+
+class ShardDirectoryMismatch(ValueError):
+    """A shard directory was built with other settings than the ones asked for."""
+
+
+def shard_file_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
+
+
+def failures_file_name(split: str) -> str:
+    return f"failures-{split}.jsonl"
+
+
+def parse_shard_file_name(name: str) -> tuple[str, int, int] | None:
+    """(split, index, count) of a shard file name, or None for any other file."""
+    match = _SHARD_NAME.match(name)
+    if match is None:
+        return None
+    return match["split"], int(match["index"]), int(match["count"])
+
+
+def default_num_shards(expected_examples: int) -> int:
+    """Shard count that puts about TARGET_SHARD_BYTES in each shard (at least one)."""
+    return max(1, math.ceil(expected_examples * EXAMPLE_BYTES / TARGET_SHARD_BYTES))
+
+
+def segment_key(ytid: str, start_s: float) -> str:
+    return f"{ytid}_{int(round(start_s * 1000))}"
+
+
+def clip_id(ytid: str, start_s: float, chunk: int) -> str:
+    """``<YTID>_<start ms>_<chunk index>``: unique and stable (DESIGN §2)."""
+    return f"{segment_key(ytid, start_s)}_{chunk}"
+
+
+def shard_index(key: str, num_shards: int) -> int:
+    """Deterministic shard of a segment key, the same in every process and on every machine."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % num_shards
+
+
+# --------------------------------------------------------------------------------------------
+# Examples
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipExample:
+    """One 10 s clip as stored: the log-mel and where it came from."""
+
+    clip_id: str
+    ytid: str
+    start_s: float
+    end_s: float
+    chunk: int
+    labels: tuple[int, ...]
+    logmel: np.ndarray  # [mel, frames, channels] float16
+
+    def serialize(self) -> bytes:
+        import tensorflow as tf  # lazy: workers that never write examples skip the import
+
+        logmel = np.ascontiguousarray(self.logmel, dtype="<f2")
+        feature = {
+            "logmel": _bytes_feature(logmel.tobytes()),
+            "clip_id": _bytes_feature(self.clip_id.encode("utf-8")),
+            "ytid": _bytes_feature(self.ytid.encode("utf-8")),
+            "start_s": tf.train.Feature(float_list=tf.train.FloatList(value=[self.start_s])),
+            "end_s": tf.train.Feature(float_list=tf.train.FloatList(value=[self.end_s])),
+            "chunk": tf.train.Feature(int64_list=tf.train.Int64List(value=[self.chunk])),
+            "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(self.labels))),
+        }
+        example = tf.train.Example(features=tf.train.Features(feature=feature))
+        return example.SerializeToString(deterministic=True)
+
+    @classmethod
+    def parse(cls, record: bytes, shape: Sequence[int]) -> "ClipExample":
+        """Decode one serialised example (for tests, tools and the probe; the trainer parses
+        batches in tf.data instead)."""
+        import tensorflow as tf
+
+        example = tf.train.Example.FromString(record)
+        feature = example.features.feature
+        logmel = np.frombuffer(feature["logmel"].bytes_list.value[0], dtype="<f2").reshape(shape)
+        return cls(
+            clip_id=feature["clip_id"].bytes_list.value[0].decode("utf-8"),
+            ytid=feature["ytid"].bytes_list.value[0].decode("utf-8"),
+            start_s=feature["start_s"].float_list.value[0],
+            end_s=feature["end_s"].float_list.value[0],
+            chunk=int(feature["chunk"].int64_list.value[0]),
+            labels=tuple(int(v) for v in feature["labels"].int64_list.value),
+            logmel=logmel,
+        )
+
+
+def _bytes_feature(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def feature_spec() -> dict[str, Any]:
+    """``tf.io.parse_example`` spec of a shard record."""
+    import tensorflow as tf
+
+    return {
+        "logmel": tf.io.FixedLenFeature([], tf.string),
+        "clip_id": tf.io.FixedLenFeature([], tf.string),
+        "ytid": tf.io.FixedLenFeature([], tf.string),
+        "start_s": tf.io.FixedLenFeature([], tf.float32),
+        "end_s": tf.io.FixedLenFeature([], tf.float32),
+        "chunk": tf.io.FixedLenFeature([], tf.int64),
+        "labels": tf.io.VarLenFeature(tf.int64),
+    }
+
+
+def read_examples(path: str, shape: Sequence[int]) -> list[ClipExample]:
+    """All examples of one shard file, in file order."""
+    import tensorflow as tf
+
+    return [ClipExample.parse(record.numpy(), shape) for record in tf.data.TFRecordDataset(path)]
+
+
+def write_shard(path: str, records: Iterable[bytes]) -> int:
+    """Write serialised records to ``path`` atomically; returns the record count."""
+    import tensorflow as tf
+
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    count = 0
+    try:
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for record in records:
+                writer.write(record)
+                count += 1
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(temporary):
+            tf.io.gfile.remove(temporary)
+    return count
+
+
+# --------------------------------------------------------------------------------------------
+# Per-band statistics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BandStats:
+    """Running per-mel-band sums of stored dB values, in float64.
+
+    Sums are added in a fixed order (examples sorted within a shard, shards by index), so the
+    mean and standard deviation come out bit-identical on every run.
+    """
+
+    count: int
+    total: np.ndarray  # [mel] float64
+    total_squares: np.ndarray  # [mel] float64
+
+    @classmethod
+    def empty(cls, bands: int) -> "BandStats":
+        return cls(0, np.zeros(bands), np.zeros(bands))
+
+    def add_example(self, logmel: np.ndarray) -> None:
+        values = np.asarray(logmel, dtype=np.float64).reshape(logmel.shape[0], -1)
+        self.count += values.shape[1]
+        self.total += values.sum(axis=1)
+        self.total_squares += np.square(values).sum(axis=1)
+
+    def merge(self, other: "BandStats") -> None:
+        self.count += other.count
+        self.total += other.total
+        self.total_squares += other.total_squares
+
+    def mean_std(self) -> tuple[list[float], list[float]]:
+        if self.count == 0:
+            return [], []
+        mean = self.total / self.count
+        variance = np.maximum(self.total_squares / self.count - np.square(mean), 0.0)
+        return mean.tolist(), np.sqrt(variance).tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+def manifest_path(directory: str) -> str:
+    return f"{directory.rstrip('/')}/{MANIFEST}"
+
+
+def read_manifest(directory: str) -> dict[str, Any] | None:
+    import tensorflow as tf
+
+    path = manifest_path(directory)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "r") as handle:
+        return json.load(handle)
+
+
+def write_json_atomic(path: str, value: Any) -> None:
+    import tensorflow as tf
+
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with tf.io.gfile.GFile(temporary, "w") as handle:
+        handle.write(json.dumps(value, indent=1, sort_keys=False) + "\n")
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def new_manifest(config: SpectrogramConfig, labels: list[dict[str, Any]], clips: dict[str, Any]) -> dict[str, Any]:
+    """The part of a manifest fixed when a directory is first used: settings shared by all splits."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "spectrogram": config.to_dict(),
+        "example": {"feature": "logmel", "shape": list(config.shape), "dtype": config.dtype, "byte_order": "little"},
+        "clips": clips,
+        "labels": labels,
+        "splits": {},
+    }
+
+
+def check_compatible(
+    manifest: dict[str, Any],
+    config: SpectrogramConfig,
+    *,
+    directory: str,
+    labels: list[dict[str, Any]] | None = None,
+    clips: dict[str, Any] | None = None,
+) -> None:
+    """Refuse a shard directory built with other settings, saying what differs."""
+    problems = []
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        problems.append(f"format_version: {version!r} in the directory, {FORMAT_VERSION!r} expected")
+    try:
+        theirs = SpectrogramConfig.from_dict(manifest.get("spectrogram", {}))
+        problems += [f"spectrogram {line}" for line in theirs.differences(config)]
+    except (TypeError, ValueError) as error:
+        problems.append(f"spectrogram settings unreadable: {error}")
+    shape = manifest.get("example", {}).get("shape")
+    if shape != list(config.shape):
+        problems.append(f"example shape: {shape} in the directory, {list(config.shape)} expected")
+    if labels is not None and manifest.get("labels") != labels:
+        problems.append("label vocabulary differs (another class_labels_indices.csv)")
+    if clips is not None and manifest.get("clips") != clips:
+        problems.append(f"clip settings: {manifest.get('clips')} in the directory, {clips} asked for")
+    if problems:
+        raise ShardDirectoryMismatch(
+            f"{directory} was built with other settings and is not mixed with these:\n  "
+            + "\n  ".join(problems)
+            + "\nUse another --out directory, or delete this one to rebuild it."
+        )
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

@@ -1,0 +1,33 @@
+"""One installable distribution for both halves of MyGO.
+
+Dataflow workers install it with ``--setup_file ./setup.py``; the Docker images and the Makefile
+install it too, so the versions pinned here are the project's single source of truth.
+"""
+from setuptools import find_packages, setup
+
+TENSORFLOW = "tensorflow==2.21.0"
+APACHE_BEAM = "apache-beam[tfrecord]==2.77.0"
+
+setup(
+    name="mygo",
+    version="0.1.0",
+    description="LeJEPA audio foundation model: AudioSet shards with Apache Beam, training with TensorFlow",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "training", "training.*"]),
+    package_data={"pipeline": ["data/*.csv"]},
+    install_requires=[
+        TENSORFLOW,
+        APACHE_BEAM,
+        # yt-dlp follows YouTube's changes; an old release stops working, so it has a floor only.
+        "yt-dlp>=2026.10.26",
+        "ffmpeg-python==0.2.0",
+        "librosa==0.11.0",
+        "numpy>=1.26",
+        "scipy>=1.13",
+        "pandas>=2.2",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+)
