@@ -1,0 +1,357 @@
+"""The Beam job: segments → fetched audio in the cache → shards of log-mel examples + manifest.
+
+Graph (each element's shape in the comments), DESIGN §3:
+
+    batch numbers ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment)
+                                                       └─► failure dict
+    (shard, FetchedSegment) + (shard, None) for every shard ─GroupByShard─► (shard, [FetchedSegment])
+        ─WriteShard─► ShardSummary (+ failure dicts) ─► manifest.json, failures-<split>.jsonl
+
+Memory stays bounded whatever the number of segments: only small segment records are grouped;
+a shard's spectrograms exist only inside the worker that writes that shard (≤ one shard, ~200 MB).
+Segments are read from the CSVs by the workers themselves (``ReadSegments``), so a job of two
+million segments sends a handful of batch numbers through the job graph, not the segments.
+
+A re-run with the same inputs and cache rewrites byte-identical shards: every shard is produced
+from its sorted segments, examples are sorted by ``clip_id``, and the per-band statistics are
+summed shard by shard in index order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import time
+from typing import Any, Iterable, Iterator
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from pipeline import shards
+from pipeline.audio import DecodeError, UnusableAudio, decode, make_clips
+from pipeline.config import JobConfig
+from pipeline.fetch import Failure, fetch_segment
+from pipeline.segments import Segment, SegmentError, directory_segments, load_vocabulary, match_local_files, parse_segments_csv
+from pipeline.spectrogram import log_mel
+
+log = logging.getLogger(__name__)
+NAMESPACE = "mygo"
+SEGMENT_BATCH = 2_000  # segments per ReadSegments element
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedSegment:
+    segment: Segment
+    path: str  # audio of the segment (cache entry or local file)
+    from_cache: bool  # a local file or an existing cache entry holds the whole segment as it is
+
+
+@dataclasses.dataclass
+class ShardSummary:
+    index: int
+    file: str
+    examples: int
+    segments: int
+    stats: shards.BandStats
+
+
+# --------------------------------------------------------------------------------------------
+# Segments
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2)
+def load_segments(config: JobConfig) -> tuple[Segment, ...]:
+    """All segments of the job in a fixed order (CSV order, then --limit). Cached per process so
+    the ReadSegments batches of one worker parse the CSVs once."""
+    if config.segments:
+        vocabulary = load_vocabulary(config.labels)
+        segments: list[Segment] = []
+        for path in config.segments:
+            segments += parse_segments_csv(
+                path, vocabulary, skip_bad_rows=config.skip_bad_rows, allow_any_id=config.allow_any_id
+            )
+    else:
+        segments = directory_segments(config.audio_dir)
+    seen: dict[str, Segment] = {}
+    for segment in segments:
+        if segment.key in seen:
+            raise SegmentError(f"duplicate segment {segment.key} (YTID {segment.ytid} at {segment.start_s} s listed twice)")
+        seen[segment.key] = segment
+    if config.limit is not None:
+        segments = segments[: config.limit]
+    if config.segments and config.audio_dir:
+        matched, unmatched = match_local_files(segments, config.audio_dir)
+        by_key = {s.key: s for s in matched}
+        segments = [by_key.get(s.key, s) for s in segments]
+        if unmatched:
+            log.warning("%d of %d segments have no file in %s", len(unmatched), len(segments), config.audio_dir)
+    return tuple(segments)
+
+
+def read_segment_batch(batch: int, config: JobConfig) -> Iterator[Segment]:
+    yield from load_segments(config)[batch * SEGMENT_BATCH : (batch + 1) * SEGMENT_BATCH]
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch
+# --------------------------------------------------------------------------------------------
+
+
+def failure_record(segment: Segment, failure: Failure) -> dict[str, Any]:
+    """One line of failures-<split>.jsonl."""
+    return {
+        "ytid": segment.ytid,
+        "start_s": segment.start_s,
+        "end_s": segment.end_s,
+        "reason": failure.reason,
+        "permanent": failure.permanent,
+        "message": failure.message,
+        "attempts": failure.attempts,
+        "time": failure.time,
+    }
+
+
+class Progress:
+    """Counts and rates logged every ``every_s`` seconds from one worker."""
+
+    def __init__(self, what: str, every_s: float = 30.0) -> None:
+        self.what, self.every_s = what, every_s
+        self.started = self.last = time.monotonic()
+        self.counts: dict[str, int] = {}
+
+    def add(self, key: str) -> None:
+        self.counts[key] = self.counts.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            total = sum(self.counts.values())
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+            log.info("%s: %d done (%.1f/s in this worker): %s", self.what, total, total / (now - self.started), detail)
+
+
+class FetchAudio(beam.DoFn):
+    """Segment → (shard, FetchedSegment), or a failure dict on the 'failures' output."""
+
+    def __init__(self, config: JobConfig, num_shards: int) -> None:
+        self.config, self.num_shards = config, num_shards
+
+    def setup(self) -> None:
+        self.progress = Progress("fetch")
+        self.counters = {name: Metrics.counter(NAMESPACE, name) for name in ("fetched", "cached", "local", "failed")}
+
+    def process(self, segment: Segment) -> Iterator[Any]:
+        shard = shards.shard_index(segment.key, self.num_shards)
+        if segment.path is not None:
+            self._count("local")
+            yield shard, FetchedSegment(segment, segment.path, from_cache=True)
+            return
+        if self.config.audio_dir and not self.config.fetch.url_template:
+            failure = Failure("missing_local", True, f"no file for {segment.ytid} in --audio-dir", 0, shards.utc_now())
+        else:
+            result = fetch_segment(segment.ytid, segment.start_s, segment.end_s, self.config.cache, self.config.fetch)
+            failure = result.failure
+            if failure is None:
+                self._count("cached" if result.cached else "fetched")
+                yield shard, FetchedSegment(segment, result.path, from_cache=result.cached)
+                return
+        self._count("failed")
+        Metrics.counter(NAMESPACE, f"failed_{failure.reason}").inc()
+        yield beam.pvalue.TaggedOutput("failures", failure_record(segment, failure))
+
+    def _count(self, name: str) -> None:
+        self.counters[name].inc()
+        self.progress.add(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Shards
+# --------------------------------------------------------------------------------------------
+
+
+def segment_audio(item: FetchedSegment, config: JobConfig) -> np.ndarray:
+    """Decode the segment's audio. A cache entry or a pre-cut file is the segment itself; a local
+    file long enough to contain [start, end] is the whole source and is cut here."""
+    segment = item.segment
+    duration = None if segment.end_s is None else segment.end_s - segment.start_s
+    if segment.path is not None and not segment.precut and segment.end_s is not None:
+        import ffmpeg
+
+        try:
+            source_length = float(ffmpeg.probe(item.path)["format"]["duration"])
+        except (ffmpeg.Error, KeyError, ValueError) as error:
+            raise DecodeError(f"ffprobe could not read {item.path}: {error}") from None
+        if source_length >= segment.end_s - 0.5:
+            return decode(item.path, config.spectrogram, start_s=segment.start_s, duration_s=duration)
+    return decode(item.path, config.spectrogram, duration_s=duration)
+
+
+def shard_examples(
+    items: Iterable[FetchedSegment], config: JobConfig
+) -> tuple[list[shards.ClipExample], list[dict[str, Any]]]:
+    """Examples of one shard sorted by clip_id, and the failures met on the way."""
+    examples, failures = [], []
+    for item in sorted(items, key=lambda i: i.segment.key):
+        segment = item.segment
+        try:
+            clips = make_clips(segment_audio(item, config), config.spectrogram, config.clips)
+        except DecodeError as error:
+            failures.append(_decode_failure(segment, "decode_error", str(error)))
+            continue
+        except UnusableAudio as error:
+            failures.append(_decode_failure(segment, error.reason, str(error)))
+            continue
+        end_s = segment.end_s if segment.end_s is not None else segment.start_s + clips_duration(clips, config)
+        for chunk, clip in enumerate(clips):
+            examples.append(
+                shards.ClipExample(
+                    clip_id=shards.clip_id(segment.ytid, segment.start_s, chunk),
+                    ytid=segment.ytid,
+                    start_s=segment.start_s,
+                    end_s=end_s,
+                    chunk=chunk,
+                    labels=segment.labels,
+                    logmel=log_mel(clip, config.spectrogram).astype(np.float16),
+                )
+            )
+    examples.sort(key=lambda e: e.clip_id)
+    for before, after in zip(examples, examples[1:]):
+        if before.clip_id == after.clip_id:
+            raise ValueError(f"duplicate clip_id {before.clip_id}")
+    return examples, failures
+
+
+def clips_duration(clips: list[np.ndarray], config: JobConfig) -> float:
+    return len(clips) * config.spectrogram.clip_seconds
+
+
+def _decode_failure(segment: Segment, reason: str, message: str) -> dict[str, Any]:
+    return failure_record(segment, Failure(reason, True, message, 1, shards.utc_now()))
+
+
+class WriteShard(beam.DoFn):
+    """(shard, [FetchedSegment | None]) → ShardSummary; failures on the 'failures' output."""
+
+    def __init__(self, config: JobConfig, num_shards: int) -> None:
+        self.config, self.num_shards = config, num_shards
+
+    def setup(self) -> None:
+        self.examples_written = Metrics.counter(NAMESPACE, "examples_written")
+        self.shards_written = Metrics.counter(NAMESPACE, "shards_written")
+
+    def process(self, element: tuple[int, Iterable[FetchedSegment | None]]) -> Iterator[Any]:
+        index, items = element
+        items = [item for item in items if item is not None]
+        started = time.monotonic()
+        examples, failures = shard_examples(items, self.config)
+        stats = shards.BandStats.empty(self.config.spectrogram.n_mels)
+        for example in examples:
+            stats.add_example(example.logmel)
+        name = shards.shard_file_name(self.config.split, index, self.num_shards)
+        shards.write_shard(f"{self.config.out.rstrip('/')}/{name}", (e.serialize() for e in examples))
+        self.examples_written.inc(len(examples))
+        self.shards_written.inc()
+        for failure in failures:
+            Metrics.counter(NAMESPACE, f"failed_{failure['reason']}").inc()
+            yield beam.pvalue.TaggedOutput("failures", failure)
+        elapsed = time.monotonic() - started
+        log.info("%s: %d examples from %d segments in %.1f s (%.1f segments/s)", name, len(examples), len(items),
+                 elapsed, len(items) / max(elapsed, 1e-9))
+        yield ShardSummary(index, name, len(examples), len(items), stats)
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+def write_manifest(
+    _: Any,
+    summaries: list[ShardSummary],
+    failures: list[dict[str, Any]],
+    config: JobConfig,
+    split_info: dict[str, Any],
+) -> None:
+    """Merge this split into manifest.json and write failures-<split>.jsonl (deterministic order)."""
+    summaries = sorted(summaries, key=lambda s: s.index)
+    stats = shards.BandStats.empty(config.spectrogram.n_mels)
+    for summary in summaries:
+        stats.merge(summary.stats)
+    mean, std = stats.mean_std()
+    failures = sorted(failures, key=lambda f: (f["ytid"], f["start_s"]))
+    reasons: dict[str, int] = {}
+    for failure in failures:
+        reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
+    out = config.out.rstrip("/")
+    failures_name = shards.failures_file_name(config.split)
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(f"{out}/{failures_name}.tmp", "w") as handle:
+        for failure in failures:
+            handle.write(json.dumps(failure, sort_keys=True) + "\n")
+    tf.io.gfile.rename(f"{out}/{failures_name}.tmp", f"{out}/{failures_name}", overwrite=True)
+
+    manifest = shards.read_manifest(out)
+    manifest["splits"][config.split] = {
+        "shards": [{"file": s.file, "examples": s.examples, "segments": s.segments} for s in summaries],
+        "examples": sum(s.examples for s in summaries),
+        "segments": split_info["segments"],
+        "failures": dict(sorted(reasons.items())),
+        "failures_file": failures_name,
+        "band_mean": mean,
+        "band_std": std,
+        **{key: value for key, value in split_info.items() if key != "segments"},
+        "completed": shards.utc_now(),
+    }
+    shards.write_json_atomic(shards.manifest_path(out), manifest)
+    log.info("manifest: %s split has %d examples in %d shards; %d failures %s", config.split,
+             manifest["splits"][config.split]["examples"], len(summaries), len(failures), reasons or "")
+
+
+# --------------------------------------------------------------------------------------------
+# The graph
+# --------------------------------------------------------------------------------------------
+
+
+def shard_placeholder(index: int) -> tuple[int, None]:
+    """Makes every shard exist, even one that no segment hashes to."""
+    return index, None
+
+
+def build(pipeline: beam.Pipeline, config: JobConfig, num_segments: int, num_shards: int, split_info: dict[str, Any]) -> None:
+    batches = -(-num_segments // SEGMENT_BATCH)
+    segments = (
+        pipeline
+        | "SegmentBatches" >> beam.Create(list(range(batches)))  # batch number
+        | "ReadSegments" >> beam.FlatMap(read_segment_batch, config)  # Segment
+        | "Spread" >> beam.Reshuffle()  # Segment, spread over workers for parallel fetching
+    )
+    fetched = segments | "Fetch" >> beam.ParDo(FetchAudio(config, num_shards)).with_outputs(
+        "failures", main="fetched"
+    )  # (shard, FetchedSegment); failures: dict
+    placeholders = (
+        pipeline
+        | "ShardNumbers" >> beam.Create(list(range(num_shards)))
+        | "Placeholders" >> beam.Map(shard_placeholder)  # (shard, None)
+    )
+    written = (
+        (fetched.fetched, placeholders)
+        | "WithPlaceholders" >> beam.Flatten()
+        | "GroupByShard" >> beam.GroupByKey()  # (shard, [FetchedSegment | None])
+        | "WriteShard" >> beam.ParDo(WriteShard(config, num_shards)).with_outputs("failures", main="summaries")
+    )  # ShardSummary; failures: dict
+    failures = (fetched.failures, written.failures) | "AllFailures" >> beam.Flatten()
+    (
+        pipeline
+        | "Once" >> beam.Create([None])
+        | "WriteManifest"
+        >> beam.Map(
+            write_manifest,
+            summaries=beam.pvalue.AsList(written.summaries),
+            failures=beam.pvalue.AsList(failures),
+            config=config,
+            split_info=split_info,
+        )
+    )
