@@ -1,0 +1,73 @@
+"""Session fixtures shared by every test: the audio corpus and local "mirror" servers.
+
+- ``audio_corpus``: :class:`tests.audio_corpus.AudioCorpus` (served directory, the CSV text and
+  file, and per YTID the expected outcome: chunks, or failure reason and permanence).
+- ``audio_server``: an :class:`pipeline.audio_server.AudioServer` over the corpus on 127.0.0.1,
+  shared by the session (call ``.reset()`` before counting its requests).
+- ``audio_url_template``: ``http://127.0.0.1:PORT/{ytid}`` of that server.
+- ``rate_limited_server``: a fresh server per test that answers 429 to the first
+  ``RATE_LIMITED_REQUESTS`` requests.
+- ``make_audio_server``: a factory, ``make_audio_server(fail_first=0, ranges=True)``, for servers
+  of one test (stopped at its end).
+
+Nothing here touches anything but 127.0.0.1; proxy variables of the environment are removed for
+the session, so that yt-dlp, ffmpeg and urllib talk to the local servers directly.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pipeline.audio_server import AudioServer
+from tests.audio_corpus import RATE_LIMITED_REQUESTS, AudioCorpus, build_corpus
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_proxy_from_environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROXY_VARIABLES:
+            patch.delenv(name, raising=False)
+            patch.delenv(name.upper(), raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def audio_corpus(tmp_path_factory: pytest.TempPathFactory) -> AudioCorpus:
+    root = tmp_path_factory.mktemp("audio_corpus")
+    return build_corpus(str(root / "served"), csv_dir=str(root))
+
+
+@pytest.fixture(scope="session")
+def audio_server(audio_corpus: AudioCorpus) -> Iterator[AudioServer]:
+    with AudioServer(audio_corpus.directory) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def audio_url_template(audio_server: AudioServer) -> str:
+    return audio_server.url_template
+
+
+@pytest.fixture
+def make_audio_server(audio_corpus: AudioCorpus) -> Iterator[Callable[..., AudioServer]]:
+    servers: list[AudioServer] = []
+
+    def make(*, fail_first: int = 0, ranges: bool = True,
+             directory: str | None = None) -> AudioServer:
+        server = AudioServer(directory or audio_corpus.directory, fail_first=fail_first,
+                             ranges=ranges).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def rate_limited_server(make_audio_server: Callable[..., AudioServer]) -> AudioServer:
+    return make_audio_server(fail_first=RATE_LIMITED_REQUESTS)
