@@ -64,7 +64,7 @@ SPECS: tuple[Spec, ...] = (
          48000, 2, tones_hz=(770.0, 1155.0)),
     Spec("m4a_index_at_end", "m4a", ("-c:a", "aac", "-b:a", "128k"), 48000, 2,
          tones_hz=(880.0, 1760.0)),
-    Spec("six_channels", "wav", ("-c:a", "pcm_s16le", "-channel_layout", "5.1"), 48000, 6,
+    Spec("six_channels", "wav", ("-c:a", "pcm_s16le"), 48000, 6,
          tones_hz=(200.0, 300.0, 400.0, 500.0, 600.0, 700.0)),
     Spec("short_3s", "flac", ("-c:a", "flac", "-sample_fmt", "s16"), 22050, 1, duration_s=3.0,
          tones_hz=(1000.0,)),
@@ -165,6 +165,10 @@ def _labels(line: str) -> tuple[str, ...]:
     return tuple(label.strip() for label in quoted.split(","))
 
 
+_LAYOUTS = {1: ("mono", ("FC",)), 2: ("stereo", ("FL", "FR")),
+            6: ("5.1", ("FL", "FR", "FC", "LFE", "BL", "BR"))}
+
+
 def _ffmpeg_command(spec: Spec, path: str, seed: int) -> list[str]:
     """An ffmpeg argument list (never a shell) that writes ``spec`` to ``path``."""
     rate, duration = spec.sample_rate, spec.duration_s
@@ -186,9 +190,11 @@ def _ffmpeg_command(spec: Spec, path: str, seed: int) -> list[str]:
             labels.append(f"[c{index}]")
         mixes = [f"[{2 * index}:a][{2 * index + 1}:a]amix=inputs=2:normalize=0,volume=0.5"
                  f"[c{index}]" for index in range(spec.channels)]
-        join = (f"{''.join(labels)}join=inputs={spec.channels}:channel_layout="
-                f"{'mono' if spec.channels == 1 else 'stereo' if spec.channels == 2 else '5.1'}"
-                f"[out]") if spec.channels > 1 else "[c0]anull[out]"
+        layout = _LAYOUTS[spec.channels]
+        # An explicit map: without it ffmpeg may reorder the channels of a 5.1 layout.
+        mapping = "|".join(f"{index}.0-{name}" for index, name in enumerate(layout[1]))
+        join = (f"{''.join(labels)}join=inputs={spec.channels}:channel_layout={layout[0]}:"
+                f"map={mapping}[out]") if spec.channels > 1 else "[c0]anull[out]"
         graph = ";".join([*mixes, join])
     command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     for source in inputs:

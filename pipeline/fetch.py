@@ -1,0 +1,611 @@
+"""Fetching one AudioSet segment into the content cache, with yt-dlp's Python API.
+
+The cache is what makes a re-run cheap (DESIGN §3): one entry per YTID and range,
+
+    <cache>/<ytid>_<start ms>_<end ms>.<ext>            the audio of the segment
+    <cache>/<ytid>_<start ms>_<end ms>.failure.json     the last failure, when there is no audio
+
+A cached segment is never fetched again; a recorded *permanent* failure is returned as it is
+unless ``retry_failed``; a *transient* one is tried again. Downloads happen in a hidden temporary
+directory inside the cache and are renamed into place only once complete and decodable, so a
+killed worker never leaves an entry that a re-run would trust (``os.replace`` is atomic within a
+file system).
+
+How a segment is fetched:
+
+1. yt-dlp with ``download_ranges`` for just [start, end] (yt-dlp runs ffmpeg with ``-ss/-t`` on the
+   media URL and stream-copies the range: no re-encoding, a few hundred kB per segment). A stream
+   copy cuts at packet boundaries, so such an entry may start up to one packet early (about 20 ms
+   for YouTube's Opus and AAC, 93 ms for 4096-sample FLAC frames).
+2. The result is decoded (ffmpeg, to a small mono PCM stream) to check that it holds audio. A
+   section download can "succeed" with an empty or index-less file: an m4a whose ``moov`` index
+   sits at the end of the file, served by a host that cannot seek, comes back as an mp4 with no
+   stream at all; a range past the end of the source comes back with a packet or two. ffmpeg's
+   own errors are not visible either (yt-dlp only says "ffmpeg exited with code N").
+3. When the section does not decode, or holds less than was asked for (more than
+   ``SHORT_TOLERANCE_S`` short: the source ends inside the segment, so its whole file is short
+   and cheap), the whole file is downloaded with yt-dlp's native HTTP downloader (whose errors
+   carry the HTTP status, so they classify well) and [start, end] is cut locally with ffmpeg,
+   re-encoded to FLAC: lossless with respect to the decoded samples, sample-accurate at the cut,
+   any channel count up to 8 and any rate, and a container every ffmpeg reads from a pipe or a
+   file. The cached file is then ``<stem>.flac``.
+
+``rate_limit`` applies to yt-dlp's own HTTP downloads (the whole-file path); the ffmpeg that
+fetches sections is not throttled by yt-dlp, so ``sleep_interval`` is the knob that paces those.
+
+Failures are classified from the tool's message into DESIGN §2's reasons by
+:func:`classify_error`; transient ones are retried with exponential back-off. Cookies and proxy
+credentials never leave this module: every message is passed through :func:`redact`, and yt-dlp
+gets a private copy of the cookie file, because it writes cookies back to the file it was given.
+
+A ``gs://`` (or any other ``scheme://``) cache works through ``tf.io.gfile`` (TensorFlow is
+imported only then); the download itself always happens in a local temporary directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import glob
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+import urllib.parse
+from typing import Any
+
+import ffmpeg
+
+logger = logging.getLogger(__name__)
+
+YTID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{11}$")
+FAILURE_SUFFIX = ".failure.json"
+# Below this much decoded audio a download is treated as empty (a range past the end of the
+# source comes back as a single AAC packet, about 21 ms).
+MIN_AUDIO_S = 0.1
+# A section shorter than asked for by more than this is fetched again whole and cut locally: the
+# source may end inside the segment (then the whole file is short and cheap), or start after it
+# (a section download past the end can still return a packet or two), or the section is broken.
+# Stream copies cut at packet boundaries, so a good section is within a packet or two of the ask.
+SHORT_TOLERANCE_S = 0.5
+# Temporary download directories older than this are debris of killed workers.
+STALE_TMP_S = 3600.0
+# Cookie values shorter than this are not redacted one by one (they would garble messages:
+# "1", "en", "yes"); they are never printed by this module anyway.
+MIN_SECRET_LEN = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    url_template: str = "https://www.youtube.com/watch?v={ytid}"
+    cookies: str | None = None        # cookies.txt path, yt-dlp 'cookiefile'
+    proxy: str | None = None          # yt-dlp 'proxy'
+    rate_limit: int | None = None     # bytes/s, yt-dlp 'ratelimit'
+    sleep_interval: float = 0.0       # seconds to sleep before each download
+    retries: int = 4                  # attempts for transient failures, exponential back-off
+    backoff_s: float = 2.0            # first back-off; doubles each time (tests set it small)
+    retry_failed: bool = False        # re-try permanent failures recorded in the cache
+    socket_timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        # Beam and pytest print configs; credentials must not go with them.
+        fields = ", ".join(
+            f"{field.name}={redact(repr(getattr(self, field.name)), self)}"
+            for field in dataclasses.fields(self))
+        return f"FetchConfig({fields})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    reason: str        # DESIGN §2 class, see classify_error
+    permanent: bool
+    message: str       # the tool's message, secrets redacted
+    attempts: int
+    time: str          # ISO-8601 UTC
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchResult:
+    path: str | None         # cached audio file of the segment (None on failure)
+    failure: Failure | None
+    cached: bool             # True when nothing was downloaded this time
+
+
+# ---- classification ----------------------------------------------------------------------------
+
+# (reason, permanent, pattern) checked in order: specific YouTube texts before generic ones
+# ("Private video. Sign in if you've been granted access" must not read as a login wall,
+# "Video unavailable. This video has been removed by the uploader" not as plain unavailable).
+# The texts are yt-dlp's messages (ExtractorError, HTTP and network errors) and YouTube's
+# playability reasons that yt-dlp passes through.
+_RULES: tuple[tuple[str, bool, re.Pattern[str]], ...] = tuple(
+    (reason, permanent, re.compile(pattern, re.IGNORECASE)) for reason, permanent, pattern in (
+        ("bot_check", False, r"confirm you.?re not a bot|captcha"),
+        ("rate_limited", False, r"HTTP Error 429|Too Many Requests|rate.?limit|"
+                                r"content isn.?t available, try again later"),
+        ("age_restricted", True, r"confirm your age|age.?restricted|age.?gate|"
+                                 r"inappropriate for some users|offensive to some audiences"),
+        ("private", True, r"private video|video is private"),
+        ("members_only", True, r"members.?only|join this channel"),
+        ("geo_blocked", True, r"not made this video available in your country|"
+                              r"not available (?:from|in) your (?:location|country)|"
+                              r"geo.?restrict|blocked it in your country"),
+        ("removed", True, r"removed by the uploader|has been removed|account associated with "
+                          r"this video has been terminated|copyright claim|"
+                          r"violating YouTube|no longer available|HTTP Error 410"),
+        ("unavailable", True, r"video unavailable|video is unavailable|"
+                              r"video is not available|this content isn.?t available|"
+                              r"live event will begin|premieres in"),
+        ("login_required", True, r"sign in|login required|log in|"
+                                 r"only available for registered users|HTTP Error 401"),
+        ("not_found", True, r"HTTP Error 404|404: Not Found|Not Found \(caused by"),
+        ("forbidden", False, r"HTTP Error 403|Forbidden"),
+        ("unsupported", True, r"Unsupported URL|no video formats found|"
+                              r"Requested format is not available|DRM protected"),
+        ("server_error", False, r"HTTP Error 5\d\d|Internal Server Error|Bad Gateway|"
+                                r"Service Unavailable|Gateway Time-?out"),
+        ("network", False, r"timed? ?out|Connection refused|Connection reset|Connection aborted|"
+                           r"Remote end closed|IncompleteRead|Broken pipe|Network is unreachable|"
+                           r"No route to host|Name or service not known|name resolution|"
+                           r"getaddrinfo failed|Unable to connect to proxy|ProxyError|"
+                           r"SSL|TransportError|urlopen error|bytes read, \d+ more expected|"
+                           r"Unable to download (?:webpage|video data|API page)"),
+        ("empty", True, r"no audio in|Output file is empty|does not contain any stream|"
+                        r"contains no audio|matches no streams|empty"),
+        ("decode_error", True, r"Invalid data found|moov atom not found|could not find codec|"
+                               r"Error while decoding|invalid frame|Invalid argument|"
+                               r"Failed to read frame|unknown format|End of file|"
+                               r"could not be decoded|decode"),
+        ("local_io", False, r"No space left on device|Read-only file system|Permission denied"),
+    ))
+
+REASONS: dict[str, bool] = {reason: permanent for reason, permanent, _ in _RULES}
+REASONS["unknown"] = False  # unknown reasons stay transient: never skip a segment for good blindly
+
+
+def classify_error(message: str) -> tuple[str, bool]:
+    """(reason, permanent) for a yt-dlp or ffmpeg error text.
+
+    Permanent reasons describe the video (private, removed, ...) and are not retried unless the
+    user asks; transient ones describe the moment (rate limits, bot checks, the network) and are
+    retried now with back-off and again on the next run. Unknown texts count as transient, so a
+    message this table has never seen does not make a segment disappear for good.
+    """
+    for reason, permanent, pattern in _RULES:
+        if pattern.search(message):
+            return reason, permanent
+    return "unknown", False
+
+
+# ---- secrets -----------------------------------------------------------------------------------
+
+_USERINFO_PATTERN = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+_ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _proxy_secrets(proxy: str) -> list[str]:
+    parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    userinfo = parsed.netloc.rpartition("@")[0] if "@" in parsed.netloc else ""
+    secrets = [userinfo]
+    for part in (parsed.username, parsed.password):
+        if part:
+            secrets += [part, urllib.parse.unquote(part)]
+    return [secret for secret in secrets if len(secret) >= 3]
+
+
+@functools.lru_cache(maxsize=8)
+def _cookie_secrets(path: str, mtime_ns: int) -> tuple[str, ...]:
+    """Cookie values of a Netscape cookies.txt (``mtime_ns`` keys the cache)."""
+    values = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as cookie_file:
+            for line in cookie_file:
+                line = line.rstrip("\r\n")
+                if line.startswith("#HttpOnly_"):
+                    line = line[len("#HttpOnly_"):]
+                elif line.startswith("#") or not line.strip():
+                    continue
+                fields = line.split("\t")
+                if len(fields) >= 7 and len(fields[6]) >= MIN_SECRET_LEN:
+                    values.append(fields[6])
+    except OSError:
+        return ()
+    return tuple(sorted(set(values), key=len, reverse=True))
+
+
+def redact(text: str, config: FetchConfig) -> str:
+    """``text`` without the proxy's credentials, cookie values or any ``user:pass@`` in URLs."""
+    secrets: list[str] = []
+    if config.proxy:
+        secrets += _proxy_secrets(config.proxy)
+    if config.cookies:
+        try:
+            mtime_ns = os.stat(config.cookies).st_mtime_ns
+        except OSError:
+            mtime_ns = 0
+        secrets += _cookie_secrets(config.cookies, mtime_ns)
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _USERINFO_PATTERN.sub(r"\g<scheme>***@", text)
+
+
+def _clean_message(text: str, config: FetchConfig) -> str:
+    """One readable, redacted line: no colour codes, no 'ERROR:' prefix, bounded length."""
+    text = _ANSI_PATTERN.sub("", text).strip()
+    text = re.sub(r"^(?:ERROR:\s*)+", "", text)
+    text = " ".join(text.split())
+    return redact(text, config)[:2000]
+
+
+# ---- cache storage (local, or scheme:// through tf.io.gfile) ------------------------------------
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _gfile():
+    import tensorflow as tf  # only for gs:// and other remote caches
+
+    return tf.io.gfile
+
+
+def _join(directory: str, name: str) -> str:
+    return f"{directory.rstrip('/')}/{name}" if _is_remote(directory) else os.path.join(directory, name)
+
+
+def _list_stem(cache_dir: str, stem: str) -> list[str]:
+    pattern = _join(cache_dir, glob.escape(stem) + ".*")
+    names = _gfile().glob(pattern) if _is_remote(cache_dir) else glob.glob(pattern)
+    return sorted(names)
+
+
+def _exists(path: str) -> bool:
+    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
+
+
+def _remove(path: str) -> None:
+    """Removes a file if it exists."""
+    if not _is_remote(path):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+    elif _gfile().exists(path):
+        _gfile().remove(path)
+
+
+def _remove_stale_temporaries(cache_dir: str, stem: str) -> None:
+    """Deletes old temporary directories of this segment left by killed workers (recent ones may
+    belong to a worker still running)."""
+    for path in glob.glob(os.path.join(cache_dir, f".{glob.escape(stem)}.*.tmp")):
+        try:
+            if time.time() - os.path.getmtime(path) > STALE_TMP_S:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _read_text(path: str) -> str:
+    if _is_remote(path):
+        with _gfile().GFile(path, "r") as handle:
+            return handle.read()
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _publish(local_path: str, final_path: str) -> None:
+    """Moves a complete local file to its cache name atomically (a temporary name, then rename)."""
+    if not _is_remote(final_path):
+        os.replace(local_path, final_path)
+        return
+    temporary = f"{final_path}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"
+    _gfile().copy(local_path, temporary, overwrite=True)
+    _gfile().rename(temporary, final_path, overwrite=True)
+
+
+def _write_text_atomic(cache_dir: str, name: str, text: str, work_dir: str) -> None:
+    local = os.path.join(work_dir, name)
+    with open(local, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    _publish(local, _join(cache_dir, name))
+
+
+# ---- entry points ------------------------------------------------------------------------------
+
+def segment_stem(ytid: str, start_s: float, end_s: float) -> str:
+    """Cache name of a segment without extension: ``<ytid>_<start ms>_<end ms>``."""
+    return f"{ytid}_{round(start_s * 1000)}_{round(end_s * 1000)}"
+
+
+def validate_segment(ytid: str, start_s: float, end_s: float) -> None:
+    """Refuses anything that is not AudioSet's id form or a sane range, so no CSV value can steer
+    a path out of the cache or into a command."""
+    if not isinstance(ytid, str) or not YTID_PATTERN.match(ytid):
+        raise ValueError(f"invalid YouTube id {ytid!r}: expected 11 characters of A-Za-z0-9_-")
+    if not (math.isfinite(start_s) and math.isfinite(end_s)) or start_s < 0 or end_s <= start_s:
+        raise ValueError(f"invalid segment [{start_s}, {end_s}] for {ytid}: need 0 <= start < end")
+
+
+def cached_segment(ytid: str, start_s: float, end_s: float, cache_dir: str) -> str | None:
+    """The cached audio file of a segment, or None."""
+    validate_segment(ytid, start_s, end_s)
+    for path in _list_stem(cache_dir, segment_stem(ytid, start_s, end_s)):
+        if not path.endswith(FAILURE_SUFFIX) and ".tmp-" not in path:
+            return path
+    return None
+
+
+def read_failure(ytid: str, start_s: float, end_s: float, cache_dir: str) -> Failure | None:
+    """The failure recorded for a segment, or None (an unreadable record counts as none)."""
+    validate_segment(ytid, start_s, end_s)
+    path = _join(cache_dir, segment_stem(ytid, start_s, end_s) + FAILURE_SUFFIX)
+    if not _exists(path):
+        return None
+    try:
+        record = json.loads(_read_text(path))
+        return Failure(reason=str(record["reason"]), permanent=bool(record["permanent"]),
+                       message=str(record["message"]), attempts=int(record["attempts"]),
+                       time=str(record["time"]))
+    except (ValueError, KeyError, TypeError) as error:
+        logger.warning("ignoring unreadable failure record %s: %s", path, error)
+        return None
+
+
+def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
+                  config: FetchConfig) -> FetchResult:
+    """Returns the cached audio of [start_s, end_s] of ``ytid``, downloading it when needed.
+
+    Never raises for a problem of the video or the network: those come back as a
+    :class:`Failure` (and are recorded in the cache). Raises ValueError for an invalid id or
+    range and FileNotFoundError for a missing cookies file (mistakes of the caller).
+    """
+    validate_segment(ytid, start_s, end_s)
+    if config.cookies and not os.path.isfile(config.cookies):
+        raise FileNotFoundError(f"cookies file {config.cookies!r} does not exist")
+    if config.retries < 1:
+        raise ValueError(f"retries must be at least 1, got {config.retries}")
+    stem = segment_stem(ytid, start_s, end_s)
+
+    path = cached_segment(ytid, start_s, end_s, cache_dir)
+    if path is not None:
+        logger.debug("cached: %s", path)
+        return FetchResult(path=path, failure=None, cached=True)
+    previous = read_failure(ytid, start_s, end_s, cache_dir)
+    if previous is not None and previous.permanent and not config.retry_failed:
+        logger.debug("cached permanent failure for %s: %s", stem, previous.reason)
+        return FetchResult(path=None, failure=previous, cached=True)
+
+    if not _is_remote(cache_dir):
+        os.makedirs(cache_dir, exist_ok=True)
+        _remove_stale_temporaries(cache_dir, stem)
+    work_parent = None if _is_remote(cache_dir) else cache_dir
+    work_dir = tempfile.mkdtemp(prefix=f".{stem}.", suffix=".tmp", dir=work_parent)
+    try:
+        return _fetch_with_retries(ytid, start_s, end_s, cache_dir, stem, config, work_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# ---- the download ------------------------------------------------------------------------------
+
+class _FetchError(Exception):
+    """A classified failure of one attempt (message already redacted)."""
+
+    def __init__(self, message: str, reason: str | None = None, permanent: bool | None = None):
+        super().__init__(message)
+        self.message = message
+        if reason is None:
+            reason, permanent = classify_error(message)
+        self.reason = reason
+        self.permanent = bool(permanent)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str, stem: str,
+                        config: FetchConfig, work_dir: str) -> FetchResult:
+    failure: Failure | None = None
+    for attempt in range(1, config.retries + 1):
+        if config.sleep_interval > 0:
+            time.sleep(config.sleep_interval)
+        attempt_dir = os.path.join(work_dir, f"attempt{attempt}")
+        os.makedirs(attempt_dir)
+        started = time.monotonic()
+        try:
+            local = _download_segment(ytid, start_s, end_s, config, attempt_dir)
+        except _FetchError as error:
+            failure = Failure(reason=error.reason, permanent=error.permanent, message=error.message,
+                              attempts=attempt, time=_now())
+            if error.permanent or attempt == config.retries:
+                break
+            delay = config.backoff_s * 2 ** (attempt - 1)
+            delay += random.uniform(0, 0.1 * delay)  # de-synchronises parallel workers
+            logger.info("%s: %s (attempt %d of %d), retrying in %.1f s",
+                        stem, error.reason, attempt, config.retries, delay)
+            time.sleep(delay)
+            continue
+        final = _join(cache_dir, stem + os.path.splitext(local)[1])
+        _publish(local, final)
+        _remove(_join(cache_dir, stem + FAILURE_SUFFIX))  # a success ends a failure's story
+        logger.info("fetched %s (%d bytes, %.1f s, attempt %d)", final,
+                    os.path.getsize(final) if not _is_remote(final) else -1,
+                    time.monotonic() - started, attempt)
+        return FetchResult(path=final, failure=None, cached=False)
+
+    assert failure is not None
+    record = {"ytid": ytid, "start_s": start_s, "end_s": end_s, **dataclasses.asdict(failure)}
+    _write_text_atomic(cache_dir, stem + FAILURE_SUFFIX, json.dumps(record, indent=1) + "\n",
+                       work_dir)
+    logger.warning("failed %s: %s (%s, %d attempt(s)): %s", stem, failure.reason,
+                   "permanent" if failure.permanent else "transient", failure.attempts,
+                   failure.message)
+    return FetchResult(path=None, failure=failure, cached=False)
+
+
+class _YtdlpLogger:
+    """Routes yt-dlp's output to our logger, redacted; its errors reach us as exceptions."""
+
+    def __init__(self, config: FetchConfig) -> None:
+        self.config = config
+
+    def debug(self, message: str) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("yt-dlp: %s", _clean_message(message, self.config))
+
+    info = debug
+    warning = debug  # "Falling back on generic information extractor" and the like: noise
+    error = debug
+
+
+def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
+                   section: tuple[float, float] | None) -> dict[str, Any]:
+    from yt_dlp.utils import download_range_func
+
+    options: dict[str, Any] = {
+        "format": "bestaudio/best",
+        "outtmpl": {"default": os.path.join(out_dir, f"{name}.%(ext)s")},
+        "paths": {"home": out_dir, "temp": out_dir},
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _YtdlpLogger(config),
+        "noplaylist": True,
+        "overwrites": True,
+        "cachedir": False,           # no shared ~/.cache state between parallel workers
+        "socket_timeout": config.socket_timeout,
+        # One place decides about retries and back-off: here, with the classified reason.
+        "retries": 0,
+        "fragment_retries": 0,
+        "extractor_retries": 0,
+        "file_access_retries": 0,
+    }
+    if section is not None:
+        options["download_ranges"] = download_range_func(None, [section])
+    if config.cookies:
+        # yt-dlp saves cookies back into the file it reads: give it a private copy, so parallel
+        # workers never write the user's file.
+        private = os.path.join(out_dir, "cookies.txt")
+        shutil.copyfile(config.cookies, private)
+        options["cookiefile"] = private
+    if config.proxy:
+        options["proxy"] = config.proxy
+    if config.rate_limit:
+        options["ratelimit"] = int(config.rate_limit)
+    return options
+
+
+def _run_ytdlp(url: str, options: dict[str, Any], config: FetchConfig) -> None:
+    """Runs one yt-dlp download; raises _FetchError with a classified, redacted message."""
+    import yt_dlp
+
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            ydl.download([url])
+    except yt_dlp.utils.DownloadError as error:
+        raise _FetchError(_clean_message(str(error), config)) from None
+    except Exception as error:  # yt-dlp wraps most errors; whatever escapes must not leak secrets
+        raise _FetchError(_clean_message(f"{type(error).__name__}: {error}", config)) from None
+
+
+def _downloaded_file(out_dir: str, name: str) -> str | None:
+    for path in sorted(glob.glob(os.path.join(out_dir, glob.escape(name) + ".*"))):
+        if not path.endswith((".part", ".ytdl", ".temp")) and os.path.getsize(path) > 0:
+            return path
+    return None
+
+
+def _ffmpeg_message(error: ffmpeg.Error, config: FetchConfig) -> str:
+    """ffmpeg's last error lines, without our temporary paths (they differ on every run)."""
+    text = (error.stderr or b"").decode("utf-8", errors="replace")
+    text = re.sub(r"\S*\.tmp/attempt\d+/", "", text)
+    lines = text.strip().splitlines()
+    return _clean_message(" / ".join(lines[-3:]) or str(error), config)
+
+
+def _decoded_duration(path: str, config: FetchConfig) -> float:
+    """Seconds of audio that actually decode from ``path`` (its first audio stream).
+
+    Decoding rather than reading the container's header: an index-less file can announce a
+    duration it does not hold. 8 kHz mono 16-bit keeps this to ~160 kB per 10 s.
+    """
+    try:
+        pcm, _ = (
+            ffmpeg.input(path)["a:0"]
+            .output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=8000)
+            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as error:
+        raise _FetchError(_ffmpeg_message(error, config)) from None
+    return len(pcm) / (2 * 8000)
+
+
+def _cut_locally(source: str, start_s: float, end_s: float, out_path: str,
+                 config: FetchConfig) -> None:
+    """[start_s, end_s] of ``source`` re-encoded to FLAC (why FLAC: see the module docstring)."""
+    try:
+        (
+            ffmpeg.input(source, ss=f"{start_s:.3f}", t=f"{end_s - start_s:.3f}")["a:0"]
+            .output(out_path, acodec="flac", map_metadata=-1)
+            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+            .overwrite_output()
+            .run(capture_stdout=True, capture_stderr=True)
+        )
+    except ffmpeg.Error as error:
+        raise _FetchError(_ffmpeg_message(error, config)) from None
+
+
+def _download_segment(ytid: str, start_s: float, end_s: float, config: FetchConfig,
+                      out_dir: str) -> str:
+    """One attempt: section download, check, and the whole-file fallback. Returns a local path."""
+    url = config.url_template.format(ytid=ytid)
+    wanted = end_s - start_s
+
+    section_problem = None
+    try:
+        _run_ytdlp(url, _ytdlp_options(config, out_dir, "section", (start_s, end_s)), config)
+    except _FetchError as error:
+        # Errors of the extraction step (HTTP status, YouTube's reasons) are final for this
+        # attempt; "ffmpeg exited with code N" is ffmpeg failing on the range (its own message
+        # is not passed on): the whole-file path below tells what is wrong, or works.
+        if not error.message.startswith("ffmpeg exited with code"):
+            raise
+        section_problem = error.message
+    else:
+        path = _downloaded_file(out_dir, "section")
+        if path is None:
+            section_problem = "the section download produced no file"
+        else:
+            try:
+                seconds = _decoded_duration(path, config)
+            except _FetchError as error:
+                section_problem = f"the section does not decode ({error.message})"
+            else:
+                if seconds < MIN_AUDIO_S:
+                    section_problem = f"the section holds {seconds:.3f} s of audio"
+                elif seconds < wanted - SHORT_TOLERANCE_S:
+                    section_problem = (f"the section holds {seconds:.2f} s of audio where "
+                                       f"{wanted:.2f} s were asked for")
+                else:
+                    return path
+
+    logger.info("%s [%.3f, %.3f]: %s; downloading the whole file to cut it locally",
+                ytid, start_s, end_s, section_problem)
+    _run_ytdlp(url, _ytdlp_options(config, out_dir, "whole", None), config)
+    whole = _downloaded_file(out_dir, "whole")
+    if whole is None:
+        raise _FetchError(f"the download of {ytid} produced an empty file", "empty", True)
+    cut = os.path.join(out_dir, "cut.flac")
+    _cut_locally(whole, start_s, end_s, cut, config)
+    seconds = _decoded_duration(cut, config)
+    if seconds < MIN_AUDIO_S:
+        raise _FetchError(f"no audio in [{start_s:.3f}, {end_s:.3f}] of {ytid} "
+                          f"({seconds:.3f} s decoded)", "empty", True)
+    return cut
