@@ -238,6 +238,7 @@ def _clean_message(text: str, config: FetchConfig) -> str:
     """One readable, redacted line: no colour codes, no 'ERROR:' prefix, bounded length."""
     text = _ANSI_PATTERN.sub("", text).strip()
     text = re.sub(r"^(?:ERROR:\s*)+", "", text)
+    text = re.sub(r";?\s*please report this issue on .*$", "", text, flags=re.DOTALL)
     text = " ".join(text.split())
     return redact(text, config)[:2000]
 
@@ -432,10 +433,10 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
             time.sleep(delay)
             continue
         final = _join(cache_dir, stem + os.path.splitext(local)[1])
+        size = os.path.getsize(local)
         _publish(local, final)
         _remove(_join(cache_dir, stem + FAILURE_SUFFIX))  # a success ends a failure's story
-        logger.info("fetched %s (%d bytes, %.1f s, attempt %d)", final,
-                    os.path.getsize(final) if not _is_remote(final) else -1,
+        logger.info("fetched %s (%d bytes, %.1f s, attempt %d)", final, size,
                     time.monotonic() - started, attempt)
         return FetchResult(path=final, failure=None, cached=False)
 
@@ -473,6 +474,7 @@ def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
         "outtmpl": {"default": os.path.join(out_dir, f"{name}.%(ext)s")},
         "paths": {"home": out_dir, "temp": out_dir},
         "quiet": True,
+        "verbose": logger.isEnabledFor(logging.DEBUG),
         "no_warnings": True,
         "noprogress": True,
         "logger": _YtdlpLogger(config),

@@ -300,6 +300,28 @@ def test_sleep_interval_is_slept_before_downloading(audio_corpus, audio_server, 
     assert time.monotonic() - started < 0.5  # cached: no download, no sleep
 
 
+def test_remote_cache_through_gfile(audio_corpus, make_audio_server):
+    """A ``scheme://`` cache (gs:// in production) goes through tf.io.gfile; TensorFlow's
+    in-memory file system stands in for GCS here."""
+    tf = pytest.importorskip("tensorflow")
+    server = make_audio_server()
+    cache = f"ram://fetch-test-{os.getpid()}-{time.time_ns()}"
+    good, missing = audio_corpus.by_kind("ogg_vorbis"), audio_corpus.by_kind("missing")
+    result = fetch_segment(good.ytid, 0.0, 10.0, cache, config_for(server))
+    failure = fetch_segment(missing.ytid, 0.0, 10.0, cache, config_for(server)).failure
+    assert result.path == f"{cache}/{good.ytid}_0_10000.ogg"
+    with tf.io.gfile.GFile(result.path, "rb") as cached:
+        assert cached.read()[:4] == b"OggS"
+    assert sorted(tf.io.gfile.listdir(cache)) == sorted(
+        [f"{good.ytid}_0_10000.ogg", f"{missing.ytid}_0_10000{FAILURE_SUFFIX}"])
+
+    server.reset()
+    assert fetch_segment(good.ytid, 0.0, 10.0, cache, config_for(server)) == \
+        dataclasses.replace(result, cached=True)
+    assert fetch_segment(missing.ytid, 0.0, 10.0, cache, config_for(server)).failure == failure
+    assert server.request_count == 0
+
+
 # ---- untrusted input and secrets ---------------------------------------------------------------
 
 @pytest.mark.parametrize("ytid", ["../../etc/pw", "../../../tmp", "abc", "AAAAAAAAAAAA",
