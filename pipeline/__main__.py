@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
 
 from pipeline.audio import ClipSettings
@@ -117,10 +119,38 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
     )
 
 
+_WORKER_MESSAGE = re.compile(r'message: "(?P<message>.*)" log_location: "(?P<location>[^"]*)"')
+
+
+class WorkerLogFilter(logging.Filter):
+    """Keeps the console readable: Beam's own chatter only from WARNING up, and the local
+    runner's forwarded worker logs only when they come from this package (progress, shards)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("pipeline"):
+            return True
+        if record.levelno >= logging.WARNING:
+            return True
+        match = _WORKER_MESSAGE.search(record.getMessage())
+        if match and "/pipeline/" in match["location"]:
+            record.msg, record.args = "worker: " + match["message"].encode().decode("unicode_escape"), ()
+            return True
+        return False
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if level != "DEBUG":
+        handler.addFilter(WorkerLogFilter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any worker imports TensorFlow
     args, beam_args = parser().parse_known_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     from pipeline.run import run
 
     try:

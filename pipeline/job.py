@@ -286,12 +286,7 @@ def write_manifest(
         reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
     out = config.out.rstrip("/")
     failures_name = shards.failures_file_name(config.split)
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(f"{out}/{failures_name}.tmp", "w") as handle:
-        for failure in failures:
-            handle.write(json.dumps(failure, sort_keys=True) + "\n")
-    tf.io.gfile.rename(f"{out}/{failures_name}.tmp", f"{out}/{failures_name}", overwrite=True)
+    shards.write_text_atomic(f"{out}/{failures_name}", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures))
 
     manifest = shards.read_manifest(out)
     manifest["splits"][config.split] = {

@@ -79,6 +79,10 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
         if options.get_all_options().get("direct_running_mode") in (None, "in_memory"):
             extra["direct_running_mode"] = "multi_processing"
         extra["direct_num_workers"] = config.workers
+        if not options.get_all_options().get("default_sdk_harness_log_level"):
+            # Worker processes print to this console: their progress lines, not Beam's chatter.
+            extra["default_sdk_harness_log_level"] = "WARNING"
+            extra["sdk_harness_log_level_overrides"] = '{"pipeline": "INFO"}'
     elif not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
         extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
     return PipelineOptions(args, **extra)

@@ -234,13 +234,19 @@ def read_manifest(directory: str) -> dict[str, Any] | None:
         return json.load(handle)
 
 
-def write_json_atomic(path: str, value: Any) -> None:
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a whole file under a temporary name, then rename it into place."""
     import tensorflow as tf
 
     temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(json.dumps(value, indent=1, sort_keys=False) + "\n")
+        handle.write(text)
+        handle.flush()  # GFile creates nothing for an empty write without it
     tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def write_json_atomic(path: str, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
 
 
 def new_manifest(config: SpectrogramConfig, labels: list[dict[str, Any]], clips: dict[str, Any]) -> dict[str, Any]:
