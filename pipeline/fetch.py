@@ -75,8 +75,8 @@ MIN_AUDIO_S = 0.1
 SHORT_TOLERANCE_S = 0.5
 # Temporary download directories older than this are debris of killed workers.
 STALE_TMP_S = 3600.0
-# Cookie values shorter than this are not redacted one by one (they would garble messages:
-# "1", "en", "yes"); they are never printed by this module anyway.
+# Cookie values shorter than this are not redacted one by one: replacing "1", "en" or "yes"
+# everywhere would garble messages, and values that short are flags, not credentials.
 MIN_SECRET_LEN = 6
 
 
@@ -91,6 +91,27 @@ class FetchConfig:
     backoff_s: float = 2.0            # first back-off; doubles each time (tests set it small)
     retry_failed: bool = False        # re-try permanent failures recorded in the cache
     socket_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.url_template:
+            try:
+                probe = self.url_template.format(ytid="YTID_PROBE_")
+            except (KeyError, IndexError, ValueError) as error:
+                raise ValueError(f"url_template {self.url_template!r} must contain {{ytid}} and "
+                                 f"no other {{...}} field ({error})") from None
+            if "YTID_PROBE_" not in probe:
+                raise ValueError(f"url_template {self.url_template!r} must contain {{ytid}}")
+        if self.retries < 1:
+            raise ValueError(f"retries must be at least 1 (one attempt, no retry), "
+                             f"got {self.retries}")
+        for name in ("sleep_interval", "backoff_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.socket_timeout <= 0:
+            raise ValueError(f"socket_timeout must be > 0, got {self.socket_timeout}")
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError(f"rate_limit must be a positive number of bytes/s, "
+                             f"got {self.rate_limit}")
 
     def __repr__(self) -> str:
         # Beam and pytest print configs; credentials must not go with them.
@@ -366,10 +387,12 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
     range and FileNotFoundError for a missing cookies file (mistakes of the caller).
     """
     validate_segment(ytid, start_s, end_s)
+    if not config.url_template:
+        raise ValueError("FetchConfig.url_template is empty: there is nowhere to fetch from")
     if config.cookies and not os.path.isfile(config.cookies):
         raise FileNotFoundError(f"cookies file {config.cookies!r} does not exist")
-    if config.retries < 1:
-        raise ValueError(f"retries must be at least 1, got {config.retries}")
+    if not _is_remote(cache_dir):
+        cache_dir = os.path.abspath(cache_dir)  # paths handed to other workers must not depend on cwd
     stem = segment_stem(ytid, start_s, end_s)
 
     path = cached_segment(ytid, start_s, end_s, cache_dir)

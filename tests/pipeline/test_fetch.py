@@ -340,6 +340,29 @@ def test_invalid_range_is_refused(start, end, audio_server, tmp_path):
         fetch_segment("--aE2O5G5WE", start, end, str(tmp_path), config_for(audio_server))
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"url_template": "http://127.0.0.1:1/"}, "must contain {ytid}"),
+    ({"url_template": "http://127.0.0.1:1/{id}"}, "must contain {ytid}"),
+    ({"retries": 0}, "retries must be at least 1"),
+    ({"backoff_s": -1.0}, "backoff_s must be >= 0"),
+    ({"sleep_interval": -0.5}, "sleep_interval must be >= 0"),
+    ({"socket_timeout": 0}, "socket_timeout must be > 0"),
+    ({"rate_limit": 0}, "rate_limit must be a positive"),
+])
+def test_bad_config_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        FetchConfig(**overrides)
+
+
+def test_relative_cache_dir_gives_absolute_paths(audio_corpus, audio_server, tmp_path,
+                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    segment = audio_corpus.by_kind("short_3s")
+    result = fetch_segment(segment.ytid, 0.0, 10.0, "cache", config_for(audio_server))
+    assert os.path.isabs(result.path)
+    assert os.path.dirname(result.path) == str(tmp_path / "cache")
+
+
 def test_proxy_credentials_never_appear(audio_corpus, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     # Port 9 (discard) is closed here: every attempt fails at the proxy, a transient failure.
