@@ -1,0 +1,335 @@
+"""Every setting of a training run, as frozen dataclasses; the command line is generated from them.
+
+A run directory holds ``config.json`` (``Config.to_dict()``, resolved: no "auto" left in it), so a
+run can be reproduced or resumed from its directory alone. On resume the saved config wins; an
+option given again on the command line must agree with it, except the few in ``RESUMABLE`` that
+may change between restarts (more steps, another device count, ...).
+
+Model sizes are a table looked up by name (big_vision style); ``--width`` and friends override
+one number of the chosen size.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from typing import Any
+
+# width, depth, heads, MLP width, projector hidden width, embedding (projector output) width
+MODEL_SIZES: dict[str, dict[str, int]] = {
+    # CPU tests and laptops: ~0.2 M parameters.
+    "tiny": dict(width=64, depth=2, heads=2, mlp_dim=128, projector_hidden=256, projector_dim=64),
+    # ViT-S/16-like.
+    "small": dict(width=384, depth=12, heads=6, mlp_dim=1536, projector_hidden=2048, projector_dim=128),
+    # ViT-B/16.
+    "base": dict(width=768, depth=12, heads=12, mlp_dim=3072, projector_hidden=2048, projector_dim=128),
+}
+
+PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
+
+
+def _field(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
+    metadata = {"help": help}
+    if flag is not None:
+        metadata["flag"] = flag
+    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda: default, metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The ViT encoder and its projector (DESIGN §4 Model). Unset numbers come from MODEL_SIZES."""
+
+    size: str = _field("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model")
+    width: int | None = _field(None, "token width (default: from --model)")
+    depth: int | None = _field(None, "transformer blocks (default: from --model)")
+    heads: int | None = _field(None, "attention heads (default: from --model)")
+    mlp_dim: int | None = _field(None, "hidden width of each block's MLP (default: from --model)")
+    projector_hidden: int | None = _field(None, "hidden width of the projector (default: from --model)")
+    projector_dim: int | None = _field(None, "embedding width z used by the loss (default: from --model)")
+    patch: int = _field(16, "patch size (mel bands and frames)")
+    stride: int = _field(10, "patch stride (mel bands and frames)")
+    max_time_patches: int = _field(64, "longest input in time patches that the relative time bias covers")
+    pool: str = _field("cls", "representation: cls, or cls+mean (CLS concatenated with the mean patch)")
+
+    def __post_init__(self) -> None:
+        if self.size not in MODEL_SIZES:
+            raise ValueError(f"--model must be one of {', '.join(MODEL_SIZES)}, not {self.size!r}")
+        for key, value in MODEL_SIZES[self.size].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        if self.width % self.heads:
+            raise ValueError(f"--width {self.width} must be a multiple of --heads {self.heads}")
+        if self.pool not in ("cls", "cls+mean"):
+            raise ValueError(f"--pool must be cls or cls+mean, not {self.pool!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the augmentations of one kind of view (DESIGN §4 Views); 0 switches one off."""
+
+    pitch_shift: float = _field(0.0, "pitch shift: largest shift along the mel axis, in bands (fractional)")
+    time_stretch: float = _field(0.0, "time stretch: playback rate drawn log-uniformly in [1/(1+a), 1+a]")
+    volume_db: float = _field(0.0, "volume: a constant drawn uniformly in [-a, a] dB")
+    convolution_db: float = _field(0.0, "random convolution: peak of a smooth random curve over frequency, dB")
+    channel_drop: float = _field(0.0, "channel drop: probability of replacing a channel by the other or the mean")
+    noise: float = _field(0.0, "noise injection: probability of power-adding a noise floor")
+    noise_db: tuple[float, float] = _field((-30.0, -10.0), "noise floor relative to the view's mean level, dB")
+    freq_mask: float = _field(0.0, "frequency masking: probability of blanking a band of mel rows")
+    freq_mask_bands: int = _field(32, "frequency masking: widest band, in mel rows")
+    patch_mask: float = _field(0.0, "patch masking: largest fraction of patch tokens zeroed")
+
+    def __post_init__(self) -> None:
+        for name in ("channel_drop", "noise", "freq_mask", "patch_mask"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} is a probability or fraction in [0, 1], not {getattr(self, name)}")
+        if self.noise_db[0] > self.noise_db[1]:
+            raise ValueError(f"noise_db must be (low, high), not {self.noise_db}")
+
+
+# Global views: only pitch shift, time stretch and volume, mildly (DESIGN §4).
+GLOBAL_AUGMENT = AugmentConfig(pitch_shift=1.0, time_stretch=0.05, volume_db=3.0)
+LOCAL_AUGMENT = AugmentConfig(
+    pitch_shift=3.0, time_stretch=0.15, volume_db=6.0, convolution_db=3.0, channel_drop=0.3, noise=0.3,
+    freq_mask=0.5, freq_mask_bands=32, patch_mask=0.3,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewConfig:
+    """How many views of which length (DESIGN §4 Views), and their augmentations."""
+
+    global_views: int = _field(2, "global views per clip")
+    local_views: int = _field(6, "local views per clip")
+    global_frames: int = _field(226, "frames of a global view after resampling ((frames - 16) % 10 == 0)")
+    local_frames: int = _field(66, "frames of a local view after resampling ((frames - 16) % 10 == 0)")
+    global_crop: tuple[float, float] = _field((0.8, 1.0), "fraction of the clip a global view covers (low, high)")
+    local_crop: tuple[float, float] = _field((0.15, 0.4), "fraction of the clip a local view covers (low, high)")
+    min_band_std: float = _field(1.0, "floor of the per-band standard deviation used to normalise, dB")
+    global_augment: AugmentConfig = _field(GLOBAL_AUGMENT, "augmentations of global views")
+    local_augment: AugmentConfig = _field(LOCAL_AUGMENT, "augmentations of local views")
+
+    def check_frames(self, patch: int, stride: int) -> None:
+        for name in ("global_frames", "local_frames"):
+            frames = getattr(self, name)
+            if frames < patch or (frames - patch) % stride:
+                nearest = patch + round((frames - patch) / stride) * stride
+                raise ValueError(
+                    f"--{name.replace('_', '-')} {frames}: (frames - {patch}) must be a multiple of {stride} "
+                    f"so patches tile the view exactly; try {max(nearest, patch)}"
+                )
+
+    def __post_init__(self) -> None:
+        if self.global_views < 1:
+            raise ValueError("--global-views must be at least 1 (the invariance target is their mean)")
+        if self.local_views < 0:
+            raise ValueError("--local-views must be 0 or more")
+        for name in ("global_crop", "local_crop"):
+            low, high = getattr(self, name)
+            if not 0.0 < low <= high <= 1.0:
+                raise ValueError(f"--{name.replace('_', '-')} must satisfy 0 < low <= high <= 1, not {low} {high}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """LeJEPA (DESIGN §4 LeJEPA loss)."""
+
+    lambda_: float = _field(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
+    directions: int = _field(1024, "random 1-D projections per step for SIGReg")
+    t_points: int = _field(17, "Epps-Pulley integration points")
+    t_max: float = _field(3.0, "Epps-Pulley integration range [0, t_max]")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up and cosine decay."""
+
+    lr: float = _field(5e-4, "peak learning rate per 256 examples (scaled linearly with --batch)")
+    weight_decay: float = _field(0.05, "decoupled weight decay (kernels only, not biases, norms or embeddings)")
+    beta1: float = _field(0.9, "AdamW β1")
+    beta2: float = _field(0.999, "AdamW β2")
+    epsilon: float = _field(1e-8, "AdamW ε")
+    warmup: float = _field(0.1, "warm-up: a fraction of the steps (< 1) or a number of steps (>= 1)")
+    min_lr: float = _field(0.01, "final learning rate as a fraction of the peak")
+    clip_norm: float = _field(1.0, "clip the global gradient norm to this (0: no clipping)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Where, how long, on what."""
+
+    shards: str = _field("", "shard directory (manifest.json and train-*.tfrecord)")
+    out: str = _field("", "run directory: config, checkpoints, TensorBoard, exported encoder")
+    batch: int = _field(256, "global batch (clips per step over all replicas)")
+    steps: int | None = _field(None, "training steps (or give --epochs)")
+    epochs: float | None = _field(None, "passes over the train split (default 100 when --steps is not given)")
+    seed: int = _field(0, "seed of initialisation, data order, views and SIGReg directions")
+    precision: str = _field("auto", "auto (bf16 on GPU, float32 on CPU), " + ", ".join(PRECISIONS[1:]))
+    checkpoint_every: int = _field(1000, "steps between checkpoints (one is also written at the end and on SIGTERM)")
+    keep_checkpoints: int = _field(3, "checkpoints kept")
+    log_every: int = _field(10, "steps between console lines and TensorBoard points")
+    cpu_devices: int = _field(1, "split the CPU into K logical devices (MirroredStrategy with K replicas, no GPU)")
+    skip_corrupt: bool = _field(False, "skip truncated or corrupt shards (counted and reported) instead of stopping")
+    deterministic: bool = _field(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
+    shuffle_buffer: int = _field(1024, "examples in the shuffle buffer of each input pipeline")
+    jit: bool = _field(True, "XLA-compile the per-replica forward and backward pass")
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError("give --steps or --epochs, not both")
+        for name in ("batch", "checkpoint_every", "log_every", "cpu_devices", "keep_checkpoints", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError("--steps must be at least 1")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ValueError("--epochs must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: ModelConfig = _field(ModelConfig(), "")
+    views: ViewConfig = _field(ViewConfig(), "")
+    loss: LossConfig = _field(LossConfig(), "")
+    optim: OptimConfig = _field(OptimConfig(), "")
+    run: RunConfig = _field(RunConfig(), "")
+
+    def __post_init__(self) -> None:
+        self.views.check_frames(self.model.patch, self.model.stride)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        return _from_dict(cls, values)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def replace(self, **changes: Any) -> "Config":
+        """``config.replace(**{"run.steps": 10, "model.size": "small"})``."""
+        return Config.from_dict(_apply(self.to_dict(), changes))
+
+
+def _from_dict(cls: type, values: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            value = _from_dict(kind, value)
+        elif typing.get_origin(kind) is tuple and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _apply(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    values = json.loads(json.dumps(values))
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = values
+        for parent in parents:
+            node = node[parent]
+        if leaf not in node:
+            raise KeyError(f"no setting {dotted}")
+        node[leaf] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+#: Prefix of the flags of a nested section (global_augment.volume_db → --global-volume-db).
+_PREFIXES = {"global_augment": "global-", "local_augment": "local-"}
+
+#: Settings that may differ when a run is resumed: they do not change what is being learnt, or
+#: (steps) they extend it knowingly.
+RESUMABLE = frozenset({
+    "run.shards", "run.steps", "run.epochs", "run.checkpoint_every", "run.keep_checkpoints", "run.log_every",
+    "run.cpu_devices", "run.skip_corrupt", "run.shuffle_buffer", "run.jit",
+})
+
+
+def _flags(cls: type, path: str = "", prefix: str = "") -> list[tuple[str, str, Any, dataclasses.Field]]:
+    """(dotted name, flag, type, field) for every leaf setting."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        dotted = f"{path}{field.name}"
+        if dataclasses.is_dataclass(kind):
+            rows += _flags(kind, dotted + ".", prefix + _PREFIXES.get(field.name, ""))
+            continue
+        flag = field.metadata.get("flag") or "--" + prefix + field.name.rstrip("_").replace("_", "-")
+        rows.append((dotted, flag, kind, field))
+    return rows
+
+
+FLAGS = _flags(Config)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting. Unset flags stay out of the namespace (so resume can tell)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    seen = set()
+    for dotted, flag, kind, field in FLAGS:
+        if flag in seen:
+            raise RuntimeError(f"two settings share the flag {flag}")
+        seen.add(flag)
+        section = dotted.split(".")[0]
+        group = groups.setdefault(section, parser.add_argument_group(f"{section} settings"))
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help = f"{field.metadata['help']} (default: {default})"
+        kwargs: dict[str, Any] = dict(dest=dotted, default=argparse.SUPPRESS, help=help)
+        args = typing.get_args(kind)
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(kind) is tuple:
+            group.add_argument(flag, type=args[0], nargs=len(args), metavar=("LOW", "HIGH"), **kwargs)
+        else:
+            base = next((a for a in args if a is not type(None)), kind) if args else kind
+            group.add_argument(flag, type=base, metavar=flag.lstrip("-").split("-")[-1].upper(), **kwargs)
+
+
+def given_settings(namespace: argparse.Namespace) -> dict[str, Any]:
+    """{dotted setting: value} for the flags present on the command line."""
+    dotted = {row[0] for row in FLAGS}
+    return {key: (tuple(value) if isinstance(value, list) else value) for key, value in vars(namespace).items()
+            if key in dotted}
+
+
+def config_from_settings(settings: dict[str, Any], base: Config | None = None) -> Config:
+    return (base or Config()).replace(**settings)
+
+
+def differences(saved: Config, settings: dict[str, Any]) -> list[str]:
+    """Given settings that disagree with a saved config and may not change on resume."""
+    values = saved.to_dict()
+    problems = []
+    for dotted, value in sorted(settings.items()):
+        node = values
+        for part in dotted.split("."):
+            node = node[part]
+        current = tuple(node) if isinstance(node, list) else node
+        if current != value and dotted not in RESUMABLE:
+            flag = next(row[1] for row in FLAGS if row[0] == dotted)
+            problems.append(f"{flag}: the run was started with {current!r}, now {value!r}")
+    return problems
+
+
+def load(path: str) -> Config:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path) as handle:
+        return Config.from_dict(json.load(handle))

@@ -1,0 +1,103 @@
+"""LeJEPA: invariance to the mean of the global views plus SIGReg (DESIGN §4 LeJEPA loss).
+
+Shapes: ``z`` is ``[V, N, D]`` — V views (the first G global), N clips on *this* replica, D the
+embedding width. Under a distribution strategy every value returned is this replica's *share*:
+summing the shares over replicas gives the loss of the global batch, and the gradients the
+optimiser sums over replicas are the gradients of that global loss. On one replica a share is the
+loss itself, and no cross-replica op is emitted, so the training loop need not know either way.
+
+SIGReg needs the global batch: the Epps–Pulley statistic squares the empirical characteristic
+function, and a square of per-replica means is not the square of the global mean. So the cos and
+sin sums are all-reduced in the replica context *before* the square. That all-reduce is
+differentiable (its gradient is the all-reduce of the gradients), which is what makes N-replica
+gradients equal the single-device gradients of the same global batch (tests/training).
+
+The invariance term follows DESIGN §4 literally: a squared Euclidean norm (summed over D), averaged
+over clips and views. The LeJEPA reference code averages over D as well, which only rescales
+this term by 1/D; keep that in mind when comparing λ with the paper.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from training.config import LossConfig
+from training import rng
+
+_DIRECTIONS_SALT = 0x5161  # separates the directions' random stream from the views'
+
+
+def epps_pulley_grid(t_points: int = 17, t_max: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """Integration points t on [0, t_max] and weights: trapezoid rule × exp(−t²/2)."""
+    t = np.linspace(0.0, t_max, t_points)
+    trapezoid = np.full(t_points, t[1] - t[0])
+    trapezoid[[0, -1]] /= 2
+    return t.astype(np.float32), (trapezoid * np.exp(-np.square(t) / 2)).astype(np.float32)
+
+
+def directions(dim: int, count: int, seed: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    """[dim, count] random unit columns, a function of (seed, step) only: the same on every replica."""
+    a = rng.normal(rng.seed(seed, _DIRECTIONS_SALT, step), [dim, count])
+    return a / tf.norm(a, axis=0, keepdims=True)
+
+
+def _replicas() -> tuple[tf.distribute.ReplicaContext | None, int]:
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        raise RuntimeError("the LeJEPA loss runs in a replica context: call it inside strategy.run")
+    return context, context.num_replicas_in_sync
+
+
+def sigreg(z: tf.Tensor, step: tf.Tensor, seed: int | tf.Tensor, config: LossConfig = LossConfig()) -> tf.Tensor:
+    """Epps–Pulley statistic of 1-D projections against N(0, 1), averaged over views and directions.
+
+    z: [V, N, D] (this replica's clips). Returns this replica's share (the global value / replicas).
+    """
+    z = tf.cast(z, tf.float32)
+    context, replicas = _replicas()
+    global_n = tf.cast(tf.shape(z)[1] * replicas, tf.float32)
+    t, weights = epps_pulley_grid(config.t_points, config.t_max)
+    x = tf.einsum("vnd,dm->vnm", z, directions(z.shape[-1], config.directions, seed, step))
+    tx = x[..., None] * t  # [V, N, M, T]
+    sums = tf.stack([tf.reduce_sum(tf.cos(tx), axis=1), tf.reduce_sum(tf.sin(tx), axis=1)])  # [2, V, M, T]
+    if replicas > 1:
+        sums = context.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+    cos_mean, sin_mean = tf.unstack(sums / global_n)
+    err = tf.square(cos_mean - np.exp(-np.square(t) / 2)) + tf.square(sin_mean)  # [V, M, T]
+    statistic = global_n * tf.reduce_sum(err * weights, axis=-1)  # [V, M]
+    return tf.reduce_mean(statistic) / replicas
+
+
+def invariance(z: tf.Tensor, global_views: int) -> tf.Tensor:
+    """mean over clips n and views v of ‖μ_n − z[v, n]‖², μ_n the mean of the global views; share."""
+    z = tf.cast(z, tf.float32)
+    _, replicas = _replicas()
+    center = tf.reduce_mean(z[:global_views], axis=0)  # [N, D]
+    squared = tf.reduce_sum(tf.square(z - center), axis=-1)  # [V, N]
+    global_n = tf.cast(tf.shape(z)[1] * replicas, tf.float32)
+    return tf.reduce_sum(tf.reduce_mean(squared, axis=0)) / global_n
+
+
+def lejepa(z: tf.Tensor, global_views: int, step: tf.Tensor, seed: int | tf.Tensor,
+           config: LossConfig = LossConfig()) -> dict[str, tf.Tensor]:
+    """{"loss", "invariance", "sigreg"}: this replica's shares; total = (1 − λ)·inv + λ·SIGReg."""
+    inv = invariance(z, global_views)
+    reg = sigreg(z, step, seed, config)
+    return {"loss": (1.0 - config.lambda_) * inv + config.lambda_ * reg, "invariance": inv, "sigreg": reg}
+
+
+def collapse_monitors(z: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Embedding standard deviation (mean over dimensions) and effective rank of z [N, D].
+
+    Effective rank (Roy & Vetterli): exp(entropy of the normalised singular values) of the centred
+    embeddings; D for a well-spread batch, 1 for a collapsed one. Computed on this replica's
+    clips (a monitor, not a loss: no cross-replica traffic for it).
+    """
+    z = tf.cast(z, tf.float32)
+    centred = z - tf.reduce_mean(z, axis=0, keepdims=True)
+    std = tf.reduce_mean(tf.sqrt(tf.reduce_mean(tf.square(centred), axis=0) + 1e-12))
+    covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(tf.shape(z)[0], tf.float32)
+    singular = tf.sqrt(tf.maximum(tf.linalg.eigvalsh(covariance), 0.0))
+    p = singular / (tf.reduce_sum(singular) + 1e-12)
+    rank = tf.exp(-tf.reduce_sum(tf.where(p > 0, p * tf.math.log(tf.maximum(p, 1e-30)), 0.0)))
+    return {"embedding_std": std, "effective_rank": rank}
