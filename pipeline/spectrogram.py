@@ -116,7 +116,7 @@ class LogMel:
 
     def __init__(self, config: SpectrogramConfig = DEFAULT_CONFIG) -> None:
         self.config = config
-        filterbank = mel_filterbank(config)
+        filterbank = mel_filterbank(config).astype(np.float64)
         self.band = nonzero_band(filterbank)
         # Each triangle covers a few bins, so ~2 k of the 256 × ~1 k weights in the band are
         # non-zero: a sparse product is ~5× cheaper than the dense one.

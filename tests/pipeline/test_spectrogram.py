@@ -23,9 +23,7 @@ def test_shape_is_mel_frames_channels():
 
 @pytest.mark.parametrize("signal", ["tones", "noise", "chirp_with_silence", "quiet"])
 def test_matches_librosa_within_a_hundredth_of_a_db(signal):
-    # Synthetic tones get 16-bit dither, as decoded real audio has: in bands where a pure digital
-    # tone leaves nothing but float32 rounding noise (~140 dB below its peak), two float32 FFT
-    # implementations agree only on the order of magnitude.
+    # Tones over 16-bit dither span ~120 dB: the case a float32 FFT gets wrong (see the module).
     rng = np.random.default_rng(1)
     t = np.arange(DEFAULT_CONFIG.clip_samples) / DEFAULT_CONFIG.sample_rate
     if signal == "tones":
