@@ -231,3 +231,17 @@ def test_directory_without_csv_gives_unlabelled_chunks(tmp_path, audio_corpus):
     examples = all_examples(tmp_path / "out")
     assert sorted(examples) == [f"recording.flac_0_{chunk}" for chunk in range(4)]
     assert all(e.labels == () and e.ytid == "recording.flac" for e in examples.values())
+
+
+def test_proxy_credentials_appear_nowhere(tmp_path, audio_corpus, audio_url_template):
+    secret = "hunter2secret"
+    result = run_pipeline(*pipeline_command(
+        audio_corpus, tmp_path / "out", tmp_path / "cache", audio_url_template,
+        "--proxy", f"http://user:{secret}@127.0.0.1:9", "--retries", "1", "--limit", "2", num_shards=1))
+    failures = (tmp_path / "out" / "failures-train.jsonl").read_text()
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    assert len(failures.splitlines()) == 2  # the proxy refuses: nothing is fetched
+    assert all(json.loads(line)["permanent"] is False for line in failures.splitlines())
+    for text in (failures, manifest, result.stderr, result.stdout):
+        assert secret not in text
+    assert "http://***@127.0.0.1:9" in manifest
