@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 
 from pipeline.audio import ClipSettings
@@ -119,30 +118,21 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
     )
 
 
-_WORKER_MESSAGE = re.compile(r'message: "(?P<message>.*)" log_location: "(?P<location>[^"]*)"')
-
-
-class WorkerLogFilter(logging.Filter):
-    """Keeps the console readable: Beam's own chatter only from WARNING up, and the local
-    runner's forwarded worker logs only when they come from this package (progress, shards)."""
+class ConsoleFilter(logging.Filter):
+    """Keeps the console readable: this package's messages, and others from WARNING up. The local
+    runner's copies of worker messages are dropped: the workers print their own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("pipeline"):
             return True
-        if record.levelno >= logging.WARNING:
-            return True
-        match = _WORKER_MESSAGE.search(record.getMessage())
-        if match and "/pipeline/" in match["location"]:
-            record.msg, record.args = "worker: " + match["message"].encode().decode("unicode_escape"), ()
-            return True
-        return False
+        return record.levelno >= logging.WARNING and record.name != "apache_beam.runners.portability.local_job_service"
 
 
 def configure_logging(level: str) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if level != "DEBUG":
-        handler.addFilter(WorkerLogFilter())
+        handler.addFilter(ConsoleFilter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 

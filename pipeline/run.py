@@ -82,7 +82,7 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
         if not options.get_all_options().get("default_sdk_harness_log_level"):
             # Worker processes print to this console: their progress lines, not Beam's chatter.
             extra["default_sdk_harness_log_level"] = "WARNING"
-            extra["sdk_harness_log_level_overrides"] = '{"pipeline": "INFO"}'
+            extra["sdk_harness_log_level_overrides"] = {"pipeline": "INFO"}
     elif not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
         extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
     return PipelineOptions(args, **extra)
