@@ -37,7 +37,6 @@ import logging
 import mimetypes
 import os
 import re
-import shutil
 import threading
 import urllib.parse
 from typing import Iterator

@@ -277,7 +277,9 @@ def _gfile():
 
 
 def _join(directory: str, name: str) -> str:
-    return f"{directory.rstrip('/')}/{name}" if _is_remote(directory) else os.path.join(directory, name)
+    if _is_remote(directory):
+        return f"{directory.rstrip('/')}/{name}"
+    return os.path.join(directory, name)
 
 
 def _list_stem(cache_dir: str, stem: str) -> list[str]:
@@ -392,7 +394,7 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
     if config.cookies and not os.path.isfile(config.cookies):
         raise FileNotFoundError(f"cookies file {config.cookies!r} does not exist")
     if not _is_remote(cache_dir):
-        cache_dir = os.path.abspath(cache_dir)  # paths handed to other workers must not depend on cwd
+        cache_dir = os.path.abspath(cache_dir)  # paths handed on must not depend on the cwd
     stem = segment_stem(ytid, start_s, end_s)
 
     path = cached_segment(ytid, start_s, end_s, cache_dir)

@@ -37,7 +37,8 @@ def file_bytes(path: str) -> bytes:
 
 def test_corpus_rows_are_real_balanced_train_rows(audio_corpus):
     with open(BALANCED_CSV, encoding="utf-8") as csv_file:
-        real = {line.split(",")[0]: line.rstrip("\n") for line in csv_file if not line.startswith("#")}
+        real = {line.split(",")[0]: line.rstrip("\n")
+                for line in csv_file if not line.startswith("#")}
     lines = audio_corpus.csv_text.splitlines()
     assert [line.startswith("#") for line in lines[:4]] == [True, True, True, False]
     assert lines[2] == "# YTID, start_seconds, end_seconds, positive_labels"

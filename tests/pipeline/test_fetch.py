@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -159,8 +160,9 @@ def test_failing_segments(kind, audio_corpus, make_audio_server, tmp_path):
     failure = result.failure
     assert (failure.reason, failure.permanent) == segment.fetch_failure
     assert failure.attempts == 1  # permanent: not retried
-    assert time.time() - time.mktime(time.strptime(failure.time[:19], "%Y-%m-%dT%H:%M:%S")) \
-        < 24 * 3600 + 60  # a real ISO time (mktime is local time; a day of slack for zones)
+    recorded = datetime.datetime.fromisoformat(failure.time)
+    assert recorded.utcoffset() == datetime.timedelta(0)  # ISO-8601, UTC
+    assert abs(time.time() - recorded.timestamp()) < 300
     record_path = tmp_path / (segment_stem(segment.ytid, 0.0, 10.0) + FAILURE_SUFFIX)
     record = json.loads(record_path.read_text())
     assert record["ytid"] == segment.ytid and record["reason"] == failure.reason
