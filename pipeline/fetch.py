@@ -461,7 +461,7 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
         size = os.path.getsize(local)
         _publish(local, final)
         _remove(_join(cache_dir, stem + FAILURE_SUFFIX))  # a success ends a failure's story
-        logger.info("fetched %s (%d bytes, %.1f s, attempt %d)", final, size,
+        logger.debug("fetched %s (%d bytes, %.1f s, attempt %d)", final, size,
                     time.monotonic() - started, attempt)
         return FetchResult(path=final, failure=None, cached=False)
 
@@ -469,9 +469,12 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
     record = {"ytid": ytid, "start_s": start_s, "end_s": end_s, **dataclasses.asdict(failure)}
     _write_text_atomic(cache_dir, stem + FAILURE_SUFFIX, json.dumps(record, indent=1) + "\n",
                        work_dir)
-    logger.warning("failed %s: %s (%s, %d attempt(s)): %s", stem, failure.reason,
-                   "permanent" if failure.permanent else "transient", failure.attempts,
-                   failure.message)
+    # Permanent failures are the normal fate of a share of AudioSet (videos go away): INFO, and
+    # failures.jsonl has them all; running out of retries deserves a WARNING.
+    logger.log(logging.INFO if failure.permanent else logging.WARNING,
+               "failed %s: %s (%s, %d attempt(s)): %s", stem, failure.reason,
+               "permanent" if failure.permanent else "transient", failure.attempts,
+               failure.message)
     return FetchResult(path=None, failure=failure, cached=False)
 
 
