@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import shards
-from pipeline.audio import ClipSettings, decode, make_clips
+from pipeline.audio import ClipSettings, DecodeRequest, decode, make_clips
 from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
 
 
@@ -53,7 +53,7 @@ def stage_times(paths: list[Path], out: Path) -> dict[str, float]:
     records = []
     for path in paths:
         started = time.perf_counter()
-        audio = decode(str(path), DEFAULT_CONFIG)
+        audio = decode(DecodeRequest(str(path)), DEFAULT_CONFIG)
         decoded = time.perf_counter()
         (clip, *_) = make_clips(audio, DEFAULT_CONFIG, ClipSettings())
         chunked = time.perf_counter()

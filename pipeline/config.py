@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from pipeline.audio import ClipSettings
-from pipeline.fetch import FetchConfig
+from pipeline.fetch import FetchConfig, redact_url
 from pipeline.segments import PACKAGED_LABELS
 from pipeline.spectrogram import SpectrogramConfig
 
@@ -46,20 +46,23 @@ class JobConfig:
     def public_dict(self) -> dict[str, Any]:
         """The settings with credentials removed, for the manifest and logs."""
         values = dataclasses.asdict(self)
-        values["fetch"]["proxy"] = redact_url(self.fetch.proxy)
+        if self.fetch.proxy:
+            values["fetch"]["proxy"] = redact_proxy(self.fetch.proxy)
         return values
 
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def redact_url(text: str | None) -> str | None:
-    """``http://user:secret@host`` → ``http://***@host``."""
-    if text is None:
-        return None
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+def redact_proxy(proxy: str) -> str:
+    """``[scheme://]user:secret@host`` → ``[scheme://]***@host`` (a proxy may omit the scheme)."""
+    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@", r"\1***@", proxy)
 
 
 def redact_argv(argv: list[str]) -> list[str]:
     """A command line safe to store: URLs lose their credentials, --proxy values included."""
-    return [redact_url(argument) or "" for argument in argv]
+    safe = []
+    for index, argument in enumerate(argv):
+        if argument.startswith("--proxy="):
+            argument = "--proxy=" + redact_proxy(argument[len("--proxy=") :])
+        elif index and argv[index - 1] == "--proxy":
+            argument = redact_proxy(argument)
+        safe.append(redact_url(argument))
+    return safe

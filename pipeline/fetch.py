@@ -61,9 +61,10 @@ from typing import Any
 
 import ffmpeg
 
+from pipeline.segments import YTID_PATTERN
+
 logger = logging.getLogger(__name__)
 
-YTID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{11}$")
 FAILURE_SUFFIX = ".failure.json"
 # Below this much decoded audio a download is treated as empty (a range past the end of the
 # source comes back as a single AAC packet, about 21 ms).
@@ -252,6 +253,11 @@ def redact(text: str, config: FetchConfig) -> str:
         secrets += _cookie_secrets(config.cookies, mtime_ns)
     for secret in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(secret, "***")
+    return redact_url(text)
+
+
+def redact_url(text: str) -> str:
+    """Every ``scheme://user:pass@`` in ``text`` becomes ``scheme://***@``."""
     return _USERINFO_PATTERN.sub(r"\g<scheme>***@", text)
 
 

@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import logging
+import tempfile
 import time
 from typing import Any, Iterable, Iterator
 
@@ -30,9 +31,9 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from pipeline import shards
-from pipeline.audio import DecodeError, UnusableAudio, decode, make_clips
+from pipeline.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
 from pipeline.config import JobConfig
-from pipeline.fetch import Failure, fetch_segment
+from pipeline.fetch import Failure, FetchResult, fetch_segment
 from pipeline.segments import Segment, SegmentError, directory_segments, load_vocabulary, match_local_files, parse_segments_csv
 from pipeline.spectrogram import log_mel
 
@@ -151,7 +152,10 @@ class FetchAudio(beam.DoFn):
         if self.config.audio_dir and not self.config.fetch.url_template:
             failure = Failure("missing_local", True, f"no file for {segment.ytid} in --audio-dir", 0, shards.utc_now())
         else:
-            result = fetch_segment(segment.ytid, segment.start_s, segment.end_s, self.config.cache, self.config.fetch)
+            try:
+                result = fetch_segment(segment.ytid, segment.start_s, segment.end_s, self.config.cache, self.config.fetch)
+            except ValueError as error:  # an id fetch cannot take (--allow-any-id with a URL template)
+                result = FetchResult(None, Failure("invalid_id", True, str(error), 0, shards.utc_now()), False)
             failure = result.failure
             if failure is None:
                 self._count("cached" if result.cached else "fetched")
@@ -171,21 +175,49 @@ class FetchAudio(beam.DoFn):
 # --------------------------------------------------------------------------------------------
 
 
-def segment_audio(item: FetchedSegment, config: JobConfig) -> np.ndarray:
-    """Decode the segment's audio. A cache entry or a pre-cut file is the segment itself; a local
-    file long enough to contain [start, end] is the whole source and is cut here."""
+#: Segments decoded by one ffmpeg process (its start-up costs several clips' worth of decoding).
+DECODE_BATCH = 16
+
+
+def decode_request(item: FetchedSegment, *, whole: bool = False) -> DecodeRequest:
+    """What to decode for a segment. A cache entry or a pre-cut local file is the segment itself;
+    another local file is taken to be the whole source and [start, end] is cut from it."""
     segment = item.segment
     duration = None if segment.end_s is None else segment.end_s - segment.start_s
-    if segment.path is not None and not segment.precut and segment.end_s is not None:
-        import ffmpeg
+    if segment.path is not None and not segment.precut and not whole:
+        return DecodeRequest(item.path, segment.start_s, duration)
+    return DecodeRequest(item.path, None, duration)
 
-        try:
-            source_length = float(ffmpeg.probe(item.path)["format"]["duration"])
-        except (ffmpeg.Error, KeyError, ValueError) as error:
-            raise DecodeError(f"ffprobe could not read {item.path}: {error}") from None
-        if source_length >= segment.end_s - 0.5:
-            return decode(item.path, config.spectrogram, start_s=segment.start_s, duration_s=duration)
-    return decode(item.path, config.spectrogram, duration_s=duration)
+
+def segment_audio(items: list[FetchedSegment], config: JobConfig) -> list[np.ndarray | DecodeError]:
+    """Decoded audio of each segment (or its DecodeError), a batch per ffmpeg process.
+
+    A local file that ends before the segment's end (the decoded range is short by more than
+    0.5 s) was not the whole source but the segment already cut, as many AudioSet copies store
+    it under ``<ytid>.wav``: it is decoded again whole. This replaces a probe of every file.
+    """
+    with tempfile.TemporaryDirectory(prefix="mygo-remote-") as scratch:
+        items = [local_copy(item, scratch) for item in items]
+        requests = [decode_request(item) for item in items]
+        audio = decode_many(requests, config.spectrogram)
+        for index, (item, request) in enumerate(zip(items, requests)):
+            if request.start_s and isinstance(audio[index], np.ndarray):
+                expected = request.duration_s * config.spectrogram.sample_rate
+                if audio[index].shape[0] < expected - 0.5 * config.spectrogram.sample_rate:
+                    (audio[index],) = decode_many([decode_request(item, whole=True)], config.spectrogram)
+    return audio
+
+
+def local_copy(item: FetchedSegment, scratch: str) -> FetchedSegment:
+    """ffmpeg reads local files: a cache entry on gs:// (or another remote file system) is copied
+    to ``scratch`` first (an m4a with its index at the end cannot be read from a pipe)."""
+    if "://" not in item.path:
+        return item
+    import tensorflow as tf
+
+    local = f"{scratch}/{item.path.rsplit('/', 1)[-1]}"
+    tf.io.gfile.copy(item.path, local, overwrite=True)
+    return dataclasses.replace(item, path=local)
 
 
 def shard_examples(
@@ -193,29 +225,34 @@ def shard_examples(
 ) -> tuple[list[shards.ClipExample], list[dict[str, Any]]]:
     """Examples of one shard sorted by clip_id, and the failures met on the way."""
     examples, failures = [], []
-    for item in sorted(items, key=lambda i: i.segment.key):
-        segment = item.segment
-        try:
-            clips = make_clips(segment_audio(item, config), config.spectrogram, config.clips)
-        except DecodeError as error:
-            failures.append(_decode_failure(segment, "decode_error", str(error)))
-            continue
-        except UnusableAudio as error:
-            failures.append(_decode_failure(segment, error.reason, str(error)))
-            continue
-        end_s = segment.end_s if segment.end_s is not None else segment.start_s + clips_duration(clips, config)
-        for chunk, clip in enumerate(clips):
-            examples.append(
-                shards.ClipExample(
-                    clip_id=shards.clip_id(segment.ytid, segment.start_s, chunk),
-                    ytid=segment.ytid,
-                    start_s=segment.start_s,
-                    end_s=end_s,
-                    chunk=chunk,
-                    labels=segment.labels,
-                    logmel=log_mel(clip, config.spectrogram).astype(np.float16),
+    items = sorted(items, key=lambda i: i.segment.key)
+    for first in range(0, len(items), DECODE_BATCH):
+        batch = items[first : first + DECODE_BATCH]
+        for item, audio in zip(batch, segment_audio(batch, config)):
+            segment = item.segment
+            try:
+                if isinstance(audio, DecodeError):
+                    raise audio
+                clips = make_clips(audio, config.spectrogram, config.clips)
+            except DecodeError as error:
+                failures.append(_decode_failure(segment, "decode_error", str(error)))
+                continue
+            except UnusableAudio as error:
+                failures.append(_decode_failure(segment, error.reason, str(error)))
+                continue
+            end_s = segment.end_s if segment.end_s is not None else segment.start_s + clips_duration(clips, config)
+            for chunk, clip in enumerate(clips):
+                examples.append(
+                    shards.ClipExample(
+                        clip_id=shards.clip_id(segment.ytid, segment.start_s, chunk),
+                        ytid=segment.ytid,
+                        start_s=segment.start_s,
+                        end_s=end_s,
+                        chunk=chunk,
+                        labels=segment.labels,
+                        logmel=log_mel(clip, config.spectrogram).astype(np.float16),
+                    )
                 )
-            )
     examples.sort(key=lambda e: e.clip_id)
     for before, after in zip(examples, examples[1:]):
         if before.clip_id == after.clip_id:

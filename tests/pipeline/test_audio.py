@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline.audio import ClipSettings, DecodeError, UnusableAudio, decode, make_clips
+from pipeline.audio import ClipSettings, DecodeError, DecodeRequest, UnusableAudio, decode, decode_many, make_clips
 from pipeline.spectrogram import DEFAULT_CONFIG
 
 RATE = DEFAULT_CONFIG.sample_rate
@@ -22,7 +22,7 @@ def ffmpeg_tone(path, seconds, *, rate=16_000, channels=1, frequency=1_000, code
 
 
 def test_decode_resamples_and_duplicates_mono(tmp_path):
-    audio = decode(ffmpeg_tone(tmp_path / "mono.wav", 2.0), DEFAULT_CONFIG)
+    audio = decode(DecodeRequest(ffmpeg_tone(tmp_path / "mono.wav", 2.0)), DEFAULT_CONFIG)
     assert audio.dtype == np.float32 and audio.shape[1] == 2
     assert abs(audio.shape[0] - 2 * RATE) <= 2
     np.testing.assert_array_equal(audio[:, 0], audio[:, 1])
@@ -32,7 +32,7 @@ def test_decode_resamples_and_duplicates_mono(tmp_path):
 
 def test_decode_downmixes_six_channels_and_cuts_a_range(tmp_path):
     path = ffmpeg_tone(tmp_path / "six.flac", 5.0, rate=48_000, channels=6)
-    audio = decode(path, DEFAULT_CONFIG, start_s=1.0, duration_s=2.5)
+    audio = decode(DecodeRequest(path, start_s=1.0, duration_s=2.5), DEFAULT_CONFIG)
     assert audio.shape == (int(2.5 * RATE), 2)
 
 
@@ -40,8 +40,24 @@ def test_corrupt_file_is_a_decode_error(tmp_path):
     path = tmp_path / "corrupt.mp3"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
     with pytest.raises(DecodeError) as error:
-        decode(str(path), DEFAULT_CONFIG)
+        decode(DecodeRequest(str(path)), DEFAULT_CONFIG)
     assert str(error.value)
+
+
+def test_one_process_decodes_a_batch_and_errors_stay_with_their_file(tmp_path):
+    good = [ffmpeg_tone(tmp_path / f"t{i}.flac", 1.0 + i, frequency=300 * (i + 1)) for i in range(3)]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF" + bytes(range(256)) * 40)
+    requests = [DecodeRequest(good[0]), DecodeRequest(good[1], start_s=0.5, duration_s=1.0), DecodeRequest(good[2])]
+    batch = decode_many(requests, DEFAULT_CONFIG)
+    singles = [decode(request, DEFAULT_CONFIG) for request in requests]
+    for together, alone in zip(batch, singles, strict=True):
+        np.testing.assert_array_equal(together, alone)
+    assert [len(a) for a in batch] == [RATE, RATE, 3 * RATE]
+    mixed = decode_many([requests[0], DecodeRequest(str(corrupt)), requests[2]], DEFAULT_CONFIG)
+    assert isinstance(mixed[1], DecodeError)
+    np.testing.assert_array_equal(mixed[0], singles[0])
+    np.testing.assert_array_equal(mixed[2], singles[2])
 
 
 def ramp(seconds):
