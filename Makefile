@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tests use beyond ffmpeg (docker/install.sh installs what is missing).
+TEST_DEBIAN_PACKAGES ?=
 
 # make shards [SEGMENTS=csv] [SPLIT=train] [OUT=shards/audioset] [CACHE=shards/cache] [ARGS=...]
 SEGMENTS ?= pipeline/data/balanced_train_segments.csv
@@ -12,16 +13,13 @@ OUT ?= shards/audioset
 CACHE ?= shards/cache
 ARGS ?=
 
-.PHONY: install test shards clean
+.PHONY: install test shards bench docker clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py
-	@command -v ffmpeg >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq ffmpeg; }
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "MyGO needs Python 3.11 or newer"'
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+# The same script installs the Docker images, so every CI run exercises their install steps.
+$(VENV)/.installed: setup.py docker/install.sh
+	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
 test: install
@@ -29,6 +27,14 @@ test: install
 
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
+
+bench: install
+	@for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
+
+# Needs a Docker engine (none runs on the project's CI machines; tests lint the Dockerfiles).
+docker:
+	docker build -f docker/Dockerfile.pipeline -t mygo-pipeline .
+	docker build -f docker/Dockerfile.train -t mygo-train .
 
 clean:
 	rm -rf $(VENV) .pytest_cache
