@@ -29,7 +29,7 @@ shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
 
 bench: install
-	@for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
+	@for script in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$script .py) || exit 1; done
 
 # Needs a Docker engine (none runs on the project's CI machines; tests lint the Dockerfiles).
 docker:

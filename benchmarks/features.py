@@ -3,7 +3,7 @@
 Prints one JSON object. Every variant runs in this process on the same clip, one thread each
 (BLAS and FFT threads pinned to 1 before NumPy loads), so the ratios hold per core:
 
-    python benchmarks/features.py [--repeats N]
+    python -m benchmarks.features [--repeats N]
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Generates N ten-second clips (FLAC, 44.1 kHz stereo: resampling included), then
 
 Prints one JSON object:
 
-    python benchmarks/pipeline_local.py [--clips 200] [--workdir /tmp/mygo-bench]
+    python -m benchmarks.pipeline_local [--clips 200] [--workdir /tmp/mygo-bench]
 """
 from __future__ import annotations
 
