@@ -27,6 +27,7 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 }
 
 PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
+JIT_CHOICES = ("auto", "all", "views", "off")
 
 
 def _field(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
@@ -174,9 +175,12 @@ class RunConfig:
     skip_corrupt: bool = _field(False, "skip truncated or corrupt shards (counted and reported) instead of stopping")
     deterministic: bool = _field(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
     shuffle_buffer: int = _field(1024, "examples in the shuffle buffer of each input pipeline")
-    jit: bool = _field(True, "XLA-compile the per-replica forward and backward pass")
+    jit: str = _field("auto", "XLA: all (views and model), views (views only), off; auto = all on GPU, views on "
+                              "CPU (where TensorFlow's oneDNN kernels run the model 2-3x faster than XLA)")
 
     def __post_init__(self) -> None:
+        if self.jit not in JIT_CHOICES:
+            raise ValueError(f"--jit must be one of {', '.join(JIT_CHOICES)}, not {self.jit!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.steps is not None and self.epochs is not None:
@@ -290,7 +294,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         section = dotted.split(".")[0]
         group = groups.setdefault(section, parser.add_argument_group(f"{section} settings"))
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help = f"{field.metadata['help']} (default: {default})"
+        help = field.metadata["help"] + ("" if default is None else f" (default: {default})")
+        help = help.replace("%", "%%")
         kwargs: dict[str, Any] = dict(dest=dotted, default=argparse.SUPPRESS, help=help)
         args = typing.get_args(kind)
         if kind is bool:

@@ -1,0 +1,111 @@
+"""``python -m training <command>``: ``train`` now; ``probe``, ``export`` and ``viz`` have room here.
+
+    python -m training train --shards SHARD_DIR --out RUN_DIR [--model tiny|small|base] [--batch N]
+        [--steps N | --epochs N] [--lr LR] [--lambda 0.05] [--global-views 2] [--local-views 6]
+        [--precision auto|mixed_bfloat16|mixed_float16|float32] [--checkpoint-every N] [--seed S]
+        [--cpu-devices K] [... every setting of training.config, see --help]
+
+Running the same command again with the same --out resumes from the latest checkpoint; the run's
+settings come from RUN_DIR/config.json, so `python -m training train --out RUN_DIR` is enough.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from training import config as config_module
+
+EXAMPLES = """\
+examples:
+  python -m training train --shards shards/audioset --out runs/base --model base --batch 256 --epochs 100
+  python -m training train --shards shards/audioset --out runs/cpu --model tiny --batch 16 --steps 200 \\
+      --global-frames 106 --local-frames 46 --cpu-devices 2
+  python -m training train --out runs/base            # resume: settings from runs/base/config.json
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training", description="MyGO trainer (LeJEPA on log-mel shards).")
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = commands.add_parser("train", help="train (or resume) a run", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    config_module.add_arguments(train)
+    return p
+
+
+def setup_logging(run_dir: str | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if run_dir:
+        os.makedirs(run_dir, exist_ok=True)
+        handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log")))
+    # Our own messages at INFO; TensorFlow's Python-side chatter only from WARNING up.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+                        handlers=handlers, force=True)
+    logging.getLogger("training").setLevel(logging.INFO)
+
+
+def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
+    """(config, resumed): from RUN_DIR/config.json if it exists, else from the flags."""
+    out = settings.get("run.out")
+    if not out:
+        raise ValueError("--out RUN_DIR is required")
+    saved_path = os.path.join(out, "config.json")
+    if os.path.exists(saved_path):
+        saved = config_module.load(saved_path)
+        problems = config_module.differences(saved, settings)
+        if problems:
+            raise ValueError(f"{out} holds a run started with other settings:\n  " + "\n  ".join(problems)
+                             + "\nLeave those options out to resume it, or use another --out for a new run.")
+        changes = {k: v for k, v in settings.items() if k in config_module.RESUMABLE}
+        if "run.steps" in changes:
+            changes["run.epochs"] = None
+        elif "run.epochs" in changes:
+            changes["run.steps"] = None
+        return saved.replace(**changes), True
+    if not settings.get("run.shards"):
+        raise ValueError("--shards SHARD_DIR is required for a new run")
+    return config_module.config_from_settings(settings), False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "train":
+        return train_command(args)
+    raise AssertionError(args.command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from pipeline.shards import ShardDirectoryMismatch
+
+    settings = config_module.given_settings(args)
+    try:
+        config, resumed = resolve_train_config(settings)
+    except (ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    run_dir = config.run.out
+    setup_logging(run_dir)
+    log = logging.getLogger("training")
+
+    from training import train as train_module
+    from training.data import CorruptShard
+
+    try:
+        # Devices first (nothing may touch TensorFlow's devices before --cpu-devices takes effect),
+        # then the resolved precision can be written down.
+        train_module.configure_devices(config.run.cpu_devices)
+        config = config.replace(**{"run.precision": train_module.resolve_precision(config.run.precision)})
+        from pipeline.shards import write_json_atomic
+
+        write_json_atomic(os.path.join(run_dir, "config.json"), config.to_dict())
+        log.info("%s run in %s with config:\n%s", "resuming" if resumed else "new", run_dir, config.to_json())
+        return train_module.train(config)
+    except (ShardDirectoryMismatch, CorruptShard, FileNotFoundError, ValueError) as error:
+        log.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The exported encoder: weights plus everything needed to use them, in ``RUN_DIR/encoder/``.
+
+- ``encoder.weights.h5``: Keras weights of :class:`training.model.Encoder` (no projector: the
+  representation, not the loss's embedding, is what downstream tasks use);
+- ``encoder.json``: the model config, the spectrogram config (DESIGN §1) the encoder expects, the
+  per-band normalisation statistics, the view frame counts it was trained on, the step.
+
+The directory is written under a temporary name and renamed, so a reader (the probe, while a run
+is still training) never sees half an export. ``load_encoder`` rebuilds the encoder from it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from training.config import Config, ModelConfig
+
+WEIGHTS = "encoder.weights.h5"
+METADATA = "encoder.json"
+
+
+def export_encoder(encoder, config: Config, spectrogram: dict[str, Any], band_mean, band_std, step: int,
+                   directory: str) -> str:
+    """Write the encoder to `directory` (replacing an older export atomically enough: rename)."""
+    directory = directory.rstrip("/")
+    parent = os.path.dirname(directory) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".encoder-", dir=parent)
+    try:
+        encoder.save_weights(os.path.join(staging, WEIGHTS))
+        metadata = {
+            "step": int(step),
+            "model": config.to_dict()["model"],
+            "spectrogram": spectrogram,
+            "normalisation": {"band_mean": [float(v) for v in band_mean], "band_std": [float(v) for v in band_std],
+                              "min_band_std": config.views.min_band_std},
+            "views": {"global_frames": config.views.global_frames, "local_frames": config.views.local_frames},
+            "representation_width": encoder.output_width,
+        }
+        with open(os.path.join(staging, METADATA), "w") as handle:
+            json.dump(metadata, handle, indent=1)
+        old = f"{directory}.old"
+        if os.path.exists(directory):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+        os.replace(staging, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def load_encoder(directory: str):
+    """(encoder with weights, metadata dict) from an export directory."""
+    from training.model import build_models
+
+    with open(os.path.join(directory, METADATA)) as handle:
+        metadata = json.load(handle)
+    model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["model"].items()})
+    encoder, _ = build_models(model_config, mels=metadata["spectrogram"]["n_mels"],
+                              channels=metadata["spectrogram"]["channels"])
+    encoder.load_weights(os.path.join(directory, WEIGHTS))
+    return encoder, metadata
+
+
+def normalisation(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The (mean, floored std) the encoder was trained with."""
+    values = metadata["normalisation"]
+    return (np.asarray(values["band_mean"], np.float32),
+            np.maximum(np.asarray(values["band_std"], np.float32), np.float32(values["min_band_std"])))
