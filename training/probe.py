@@ -77,10 +77,12 @@ def featurizers(run: str, baselines: bool, seed: int) -> dict[str, Featurizer]:
     return result
 
 
-def embed(batches: Iterable[np.ndarray], featurize: dict[str, Featurizer]) -> dict[str, np.ndarray]:
+def embed(batches: Iterable[np.ndarray], featurize: dict[str, Featurizer], what: str) -> dict[str, np.ndarray]:
     """Each featurizer applied to every batch, concatenated: {name: [N, D]}."""
+    from tqdm import tqdm
+
     parts: dict[str, list[np.ndarray]] = {name: [] for name in featurize}
-    for batch in batches:
+    for batch in tqdm(batches, desc=f"embedding {what}", unit=" batches", disable=None):
         for name, function in featurize.items():
             parts[name].append(np.asarray(function(batch), np.float32))
     return {name: np.concatenate(values) for name, values in parts.items()}
@@ -146,11 +148,11 @@ def probe_shards(shards_dir: str, eval_dir: str, featurize: dict[str, Featurizer
     from pipeline import shards
 
     train_labels: list[tuple[int, ...]] = []
-    train = embed(shard_batches(shards_dir, "train", train_labels), featurize)
+    train = embed(shard_batches(shards_dir, "train", train_labels), featurize, "train")
     eval_manifest = shards.read_manifest(eval_dir) or {"splits": {}}
     eval_split = "eval" if "eval" in eval_manifest["splits"] else "train"
     eval_labels: list[tuple[int, ...]] = []
-    test = embed(shard_batches(eval_dir, eval_split, eval_labels), featurize)
+    test = embed(shard_batches(eval_dir, eval_split, eval_labels), featurize, eval_split)
     classes = len(shards.read_manifest(shards_dir)["labels"])
     train_y, test_y = multi_hot(train_labels, classes), multi_hot(eval_labels, classes)
     if not train_y.any():
@@ -246,7 +248,7 @@ def accuracy_by_folds(features: np.ndarray, labels: np.ndarray, folds: np.ndarra
 def probe_audio(source: str, featurize: dict[str, Featurizer], seed: int) -> dict:
     files = read_labelled_audio(source)
     owners: list[int] = []
-    windows = embed(file_windows(files, owners), featurize)
+    windows = embed(file_windows(files, owners), featurize, "audio")
     labels = np.asarray([f.label for f in files])
     folds = np.asarray([f.fold for f in files]) if files[0].fold is not None else None
     results = {name: accuracy_by_folds(mean_per_file(values, owners, len(files)), labels, folds, seed)
