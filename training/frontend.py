@@ -70,11 +70,8 @@ def clip_windows(
             tf.cast(tf.shape(remainder)[0], tf.float32) >= settings.min_remainder_s * config.sample_rate,
         ),
     )
-    return tf.cond(
-        keep,
-        lambda: tf.concat([whole, filled(remainder)[tf.newaxis]], axis=0),
-        lambda: whole,
-    )
+    windows = tf.cond(keep, lambda: tf.concat([whole, filled(remainder)[tf.newaxis]], axis=0), lambda: whole)
+    return tf.ensure_shape(windows, [None, size, audio.shape[1]])  # static length: the encoder needs it
 
 
 def as_stereo(audio: tf.Tensor) -> tf.Tensor:
