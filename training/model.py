@@ -72,7 +72,8 @@ class Attention(layers.Layer):
         to_cls = tf.broadcast_to(cls[:, 1, None, None], (self.heads, length, 1))
         return tf.concat([from_cls, tf.concat([to_cls, patches], axis=2)], axis=1)
 
-    def call(self, x, rows: int, columns: int):
+    def weights_and_values(self, x, rows: int, columns: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Attention weights [B, H, L, L] (softmax over keys) and values [B, H, L, d]."""
         batch, length = tf.shape(x)[0], x.shape[1]
         head_dim = self.width // self.heads
         qkv = tf.reshape(self.qkv(x), (batch, length, 3, self.heads, head_dim))
@@ -80,7 +81,11 @@ class Attention(layers.Layer):
         logits = tf.einsum("bhld,bhmd->bhlm", q, k) * tf.cast(head_dim ** -0.5, q.dtype)
         # Softmax in float32: bf16 logits lose the small relative-bias differences.
         logits = tf.cast(logits, tf.float32) + self.position_bias(rows, columns)[None]
-        weights = tf.cast(tf.nn.softmax(logits, axis=-1), v.dtype)
+        return tf.cast(tf.nn.softmax(logits, axis=-1), v.dtype), v
+
+    def call(self, x, rows: int, columns: int):
+        batch, length = tf.shape(x)[0], x.shape[1]
+        weights, v = self.weights_and_values(x, rows, columns)
         mixed = tf.einsum("bhlm,bhmd->bhld", weights, v)
         return self.out(tf.reshape(tf.transpose(mixed, (0, 2, 1, 3)), (batch, length, self.width)))
 
@@ -140,16 +145,30 @@ class Encoder(keras.Model):
             tokens = tokens * keep[..., None]
         return tokens + tf.cast(self.frequency_embedding, tokens.dtype)[None, :, None, :]
 
-    def transform(self, tokens):
-        """[B, rows, columns, width] tokens → ([CLS] output [B, width], patch outputs [B, P, width])."""
+    def sequence(self, tokens):
+        """[B, rows, columns, width] tokens → ([CLS] + tokens [B, 1 + P, width], rows, columns)."""
         batch, rows, columns = tf.shape(tokens)[0], tokens.shape[1], tokens.shape[2]
         sequence = tf.reshape(tokens, (batch, rows * columns, self.config.width))
         cls = tf.cast(tf.tile(self.cls_token, (batch, 1, 1)), sequence.dtype)
-        sequence = tf.concat([cls, sequence], axis=1)
+        return tf.concat([cls, sequence], axis=1), rows, columns
+
+    def transform(self, tokens):
+        """[B, rows, columns, width] tokens → ([CLS] output [B, width], patch outputs [B, P, width])."""
+        sequence, rows, columns = self.sequence(tokens)
         for block in self.blocks:
             sequence = block(sequence, rows=rows, columns=columns)
         sequence = self.norm(sequence)
         return sequence[:, 0], sequence[:, 1:]
+
+    def cls_attention(self, x):
+        """Attention of ``[CLS]`` to every patch in the last block, averaged over heads:
+        [B, rows, columns] (each map sums to 1 less what [CLS] gives itself). For pictures."""
+        sequence, rows, columns = self.sequence(self.tokens(x))
+        for block in self.blocks[:-1]:
+            sequence = block(sequence, rows=rows, columns=columns)
+        last = self.blocks[-1]
+        weights, _ = last.attention.weights_and_values(last.norm1(sequence), rows, columns)
+        return tf.reshape(tf.reduce_mean(weights[:, :, 0, 1:], axis=1), (-1, rows, columns))
 
     def call(self, x, token_mask=None):
         cls, patches = self.transform(self.tokens(x, token_mask))
