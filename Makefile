@@ -13,7 +13,7 @@ OUT ?= shards/audioset
 CACHE ?= shards/cache
 ARGS ?=
 
-.PHONY: install test shards bench docker clean
+.PHONY: install test shards probe bench docker clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,16 @@ test: install
 
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
+
+# make probe RUN=runs/NAME DATA=shards/dir-or-labelled-audio [PROBE_ARGS=--baselines]
+PROBE_ARGS ?= --baselines
+probe: install
+	@test -n "$(RUN)" -a -n "$(DATA)" || { echo "usage: make probe RUN=runs/NAME DATA=SHARD_DIR|AUDIO_DIR|CSV"; exit 2; }
+	if [ -f "$(DATA)/manifest.json" ]; then \
+	  $(PY) -m training probe --run $(RUN) --shards $(DATA) --out $(RUN)/probe.json $(PROBE_ARGS); \
+	else \
+	  $(PY) -m training probe --run $(RUN) --audio $(DATA) --out $(RUN)/probe.json $(PROBE_ARGS); \
+	fi
 
 bench: install
 	@for script in benchmarks/[a-z]*.py; do $(PY) -m benchmarks.$$(basename $$script .py) || exit 1; done
