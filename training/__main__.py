@@ -50,13 +50,13 @@ def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
     """(config, resumed): from RUN_DIR/config.json if it exists, else from the flags."""
     out = settings.get("run.out")
     if not out:
-        raise ValueError("--out RUN_DIR is required")
+        raise config_module.UsageError("--out RUN_DIR is required")
     saved_path = os.path.join(out, "config.json")
     if os.path.exists(saved_path):
         saved = config_module.load(saved_path)
         problems = config_module.differences(saved, settings)
         if problems:
-            raise ValueError(f"{out} holds a run started with other settings:\n  " + "\n  ".join(problems)
+            raise config_module.UsageError(f"{out} holds a run started with other settings:\n  " + "\n  ".join(problems)
                              + "\nLeave those options out to resume it, or use another --out for a new run.")
         changes = {k: v for k, v in settings.items() if k in config_module.RESUMABLE}
         if "run.steps" in changes:
@@ -65,7 +65,7 @@ def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
             changes["run.steps"] = None
         return saved.replace(**changes), True
     if not settings.get("run.shards"):
-        raise ValueError("--shards SHARD_DIR is required for a new run")
+        raise config_module.UsageError("--shards SHARD_DIR is required for a new run")
     return config_module.config_from_settings(settings), False
 
 
@@ -82,7 +82,7 @@ def train_command(args: argparse.Namespace) -> int:
     settings = config_module.given_settings(args)
     try:
         config, resumed = resolve_train_config(settings)
-    except (ValueError, KeyError) as error:
+    except (config_module.UsageError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     run_dir = config.run.out
@@ -90,7 +90,7 @@ def train_command(args: argparse.Namespace) -> int:
     log = logging.getLogger("training")
 
     from training import train as train_module
-    from training.data import CorruptShard
+    from training.data import ShardProblem
 
     try:
         # Devices first (nothing may touch TensorFlow's devices before --cpu-devices takes effect),
@@ -102,7 +102,7 @@ def train_command(args: argparse.Namespace) -> int:
         write_json_atomic(os.path.join(run_dir, "config.json"), config.to_dict())
         log.info("%s run in %s with config:\n%s", "resuming" if resumed else "new", run_dir, config.to_json())
         return train_module.train(config)
-    except (ShardDirectoryMismatch, CorruptShard, FileNotFoundError, ValueError) as error:
+    except (ShardDirectoryMismatch, ShardProblem, config_module.UsageError) as error:
         log.error("%s", error)
         return 2
 

@@ -26,6 +26,10 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
     "base": dict(width=768, depth=12, heads=12, mlp_dim=3072, projector_hidden=2048, projector_dim=128),
 }
 
+class UsageError(ValueError):
+    """A setting the user gave is invalid or contradicts the run directory: say what to do."""
+
+
 PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
 JIT_CHOICES = ("auto", "all", "views", "off")
 
@@ -57,14 +61,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.size not in MODEL_SIZES:
-            raise ValueError(f"--model must be one of {', '.join(MODEL_SIZES)}, not {self.size!r}")
+            raise UsageError(f"--model must be one of {', '.join(MODEL_SIZES)}, not {self.size!r}")
         for key, value in MODEL_SIZES[self.size].items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)
         if self.width % self.heads:
-            raise ValueError(f"--width {self.width} must be a multiple of --heads {self.heads}")
+            raise UsageError(f"--width {self.width} must be a multiple of --heads {self.heads}")
         if self.pool not in ("cls", "cls+mean"):
-            raise ValueError(f"--pool must be cls or cls+mean, not {self.pool!r}")
+            raise UsageError(f"--pool must be cls or cls+mean, not {self.pool!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +89,9 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name in ("channel_drop", "noise", "freq_mask", "patch_mask"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} is a probability or fraction in [0, 1], not {getattr(self, name)}")
+                raise UsageError(f"{name} is a probability or fraction in [0, 1], not {getattr(self, name)}")
         if self.noise_db[0] > self.noise_db[1]:
-            raise ValueError(f"noise_db must be (low, high), not {self.noise_db}")
+            raise UsageError(f"noise_db must be (low, high), not {self.noise_db}")
 
 
 # Global views: only pitch shift, time stretch and volume, mildly (DESIGN §4).
@@ -117,20 +121,20 @@ class ViewConfig:
             frames = getattr(self, name)
             if frames < patch or (frames - patch) % stride:
                 nearest = patch + round((frames - patch) / stride) * stride
-                raise ValueError(
+                raise UsageError(
                     f"--{name.replace('_', '-')} {frames}: (frames - {patch}) must be a multiple of {stride} "
                     f"so patches tile the view exactly; try {max(nearest, patch)}"
                 )
 
     def __post_init__(self) -> None:
         if self.global_views < 1:
-            raise ValueError("--global-views must be at least 1 (the invariance target is their mean)")
+            raise UsageError("--global-views must be at least 1 (the invariance target is their mean)")
         if self.local_views < 0:
-            raise ValueError("--local-views must be 0 or more")
+            raise UsageError("--local-views must be 0 or more")
         for name in ("global_crop", "local_crop"):
             low, high = getattr(self, name)
             if not 0.0 < low <= high <= 1.0:
-                raise ValueError(f"--{name.replace('_', '-')} must satisfy 0 < low <= high <= 1, not {low} {high}")
+                raise UsageError(f"--{name.replace('_', '-')} must satisfy 0 < low <= high <= 1, not {low} {high}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +142,18 @@ class LossConfig:
     """LeJEPA (DESIGN §4 LeJEPA loss)."""
 
     lambda_: float = _field(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
+    invariance: str = _field("sum", "invariance distance over embedding dimensions: sum (‖·‖², DESIGN §4) or mean "
+                                    "(as LeJEPA's reference code: the same term / D)")
     directions: int = _field(1024, "random 1-D projections per step for SIGReg")
     t_points: int = _field(17, "Epps-Pulley integration points")
     t_max: float = _field(3.0, "Epps-Pulley integration range [0, t_max]")
+
+
+    def __post_init__(self) -> None:
+        if self.invariance not in ("sum", "mean"):
+            raise UsageError(f"--invariance must be sum or mean, not {self.invariance!r}")
+        if not 0.0 <= self.lambda_ <= 1.0:
+            raise UsageError(f"--lambda must be in [0, 1], not {self.lambda_}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,18 +193,18 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.jit not in JIT_CHOICES:
-            raise ValueError(f"--jit must be one of {', '.join(JIT_CHOICES)}, not {self.jit!r}")
+            raise UsageError(f"--jit must be one of {', '.join(JIT_CHOICES)}, not {self.jit!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if self.steps is not None and self.epochs is not None:
-            raise ValueError("give --steps or --epochs, not both")
+            raise UsageError("give --steps or --epochs, not both")
         for name in ("batch", "checkpoint_every", "log_every", "cpu_devices", "keep_checkpoints", "shuffle_buffer"):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
         if self.steps is not None and self.steps < 1:
-            raise ValueError("--steps must be at least 1")
+            raise UsageError("--steps must be at least 1")
         if self.epochs is not None and self.epochs <= 0:
-            raise ValueError("--epochs must be positive")
+            raise UsageError("--epochs must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +238,7 @@ def _from_dict(cls: type, values: dict[str, Any]) -> Any:
     known = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
+        raise UsageError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
     kwargs = {}
     for name, value in values.items():
         kind = hints[name]
@@ -260,7 +273,7 @@ _PREFIXES = {"global_augment": "global-", "local_augment": "local-"}
 #: Settings that may differ when a run is resumed: they do not change what is being learnt, or
 #: (steps) they extend it knowingly.
 RESUMABLE = frozenset({
-    "run.shards", "run.steps", "run.epochs", "run.checkpoint_every", "run.keep_checkpoints", "run.log_every",
+    "run.out", "run.shards", "run.steps", "run.epochs", "run.checkpoint_every", "run.keep_checkpoints", "run.log_every",
     "run.cpu_devices", "run.skip_corrupt", "run.shuffle_buffer", "run.jit",
 })
 

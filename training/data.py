@@ -7,7 +7,8 @@ starts rather than as an anonymous ``DataLossError`` hours in. ``--skip-corrupt`
 files instead and counts them.
 
 ``train_stream`` is the host's whole job: list of files (shuffled per epoch) → this input
-pipeline's share → parallel interleave of TFRecord readers → shuffle → batch → parse the batch
+pipeline's share → parallel interleave of TFRecord readers → shuffle (in blocks, per-epoch keys)
+→ batch → parse the batch
 (``parse_example`` + ``decode_raw`` to float16) → prefetch. Normalisation and views happen on the
 device, inside the compiled step.
 
@@ -31,7 +32,11 @@ from pipeline.spectrogram import SpectrogramConfig
 from training import rng
 
 
-class CorruptShard(RuntimeError):
+class ShardProblem(Exception):
+    """A shard directory cannot be used as it is (the message says why and what to do)."""
+
+
+class CorruptShard(ShardProblem):
     """A shard file is missing, truncated or unreadable."""
 
 
@@ -61,7 +66,7 @@ def open_shards(directory: str, split: str = "train", spectrogram: SpectrogramCo
     directory = directory.rstrip("/")
     manifest = shard_format.read_manifest(directory)
     if manifest is None:
-        raise FileNotFoundError(f"no {shard_format.MANIFEST} in {directory}: is it a shard directory? "
+        raise ShardProblem(f"no {shard_format.MANIFEST} in {directory}: is it a shard directory? "
                                 "Build one with `make shards` (python -m pipeline).")
     shard_format.check_compatible(manifest, spectrogram, directory=directory)
     example = manifest.get("example", {})
@@ -70,11 +75,11 @@ def open_shards(directory: str, split: str = "train", spectrogram: SpectrogramCo
             f"{directory} stores {example.get('dtype')} examples; the trainer reads float16")
     info = manifest.get("splits", {}).get(split)
     if not info:
-        raise ValueError(f"{directory}/{shard_format.MANIFEST} has no {split!r} split "
+        raise ShardProblem(f"{directory}/{shard_format.MANIFEST} has no {split!r} split "
                          f"(it has: {', '.join(manifest.get('splits', {})) or 'none'}); build it with --split {split}")
     mean, std = info.get("band_mean") or [], info.get("band_std") or []
     if len(mean) != spectrogram.n_mels or len(std) != spectrogram.n_mels:
-        raise ValueError(f"{directory}: the {split} split has no per-band statistics for {spectrogram.n_mels} "
+        raise ShardProblem(f"{directory}: the {split} split has no per-band statistics for {spectrogram.n_mels} "
                          f"bands (band_mean has {len(mean)}, band_std {len(std)}); it may be empty or unfinished")
 
     listed = [(f"{directory}/{shard['file']}", int(shard["examples"])) for shard in info["shards"]]
@@ -189,7 +194,7 @@ def train_stream(
     files = list(shards.files[pipeline::pipelines])
     examples = int(sum(shards.examples[pipeline::pipelines]))
     if not files:
-        raise ValueError(f"{len(shards.files)} shard files cannot feed {pipelines} input pipelines: "
+        raise ShardProblem(f"{len(shards.files)} shard files cannot feed {pipelines} input pipelines: "
                          "build the shards with at least one file per host (--num-shards)")
     records_per_step = per_replica_batch * replicas_here
     consumed = start_step * records_per_step
@@ -209,9 +214,12 @@ def train_stream(
 
         records = names.interleave(read, cycle_length=min(len(files), 8), block_length=1,
                                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-        # Same seed in every epoch and no reshuffle: the epoch's order is a function of its file
-        # order, which is what lets a deterministic resume rebuild it.
-        return records.shuffle(shuffle_buffer, seed=seed + salt, reshuffle_each_iteration=False)
+        # Shuffle in blocks of `shuffle_buffer` records, each permuted by keys drawn from (seed, epoch,
+        # block): Dataset.shuffle takes only a Python seed, so with it every epoch would repeat one
+        # permutation pattern, and a resumed run could not rebuild the epoch it stopped in.
+        blocks = records.batch(shuffle_buffer).enumerate()
+        return blocks.map(lambda index, block: tf.gather(
+            block, tf.argsort(rng.uniform(rng.seed(seed, salt, number, index), tf.shape(block))))).unbatch()
 
     stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
     if deterministic and skip:

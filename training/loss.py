@@ -12,9 +12,11 @@ sin sums are all-reduced in the replica context *before* the square. That all-re
 differentiable (its gradient is the all-reduce of the gradients), which is what makes N-replica
 gradients equal the single-device gradients of the same global batch (tests/training).
 
-The invariance term follows DESIGN §4 literally: a squared Euclidean norm (summed over D), averaged
-over clips and views. The LeJEPA reference code averages over D as well, which only rescales
-this term by 1/D; keep that in mind when comparing λ with the paper.
+The invariance term follows DESIGN §4 literally by default: a squared Euclidean norm (summed over
+D), averaged over clips and views. The LeJEPA reference code averages over D as well, i.e. this
+term / D, and its λ = 0.05 was tuned that way: with D = 128 the "sum" form weighs invariance ~128×
+more against SIGReg. ``LossConfig.invariance = "mean"`` (``--invariance mean``) gives the
+reference behaviour.
 """
 from __future__ import annotations
 
@@ -68,12 +70,15 @@ def sigreg(z: tf.Tensor, step: tf.Tensor, seed: int | tf.Tensor, config: LossCon
     return tf.reduce_mean(statistic) / replicas
 
 
-def invariance(z: tf.Tensor, global_views: int) -> tf.Tensor:
-    """mean over clips n and views v of ‖μ_n − z[v, n]‖², μ_n the mean of the global views; share."""
+def invariance(z: tf.Tensor, global_views: int, over_dims: str = "sum") -> tf.Tensor:
+    """mean over clips n and views v of ‖μ_n − z[v, n]‖², μ_n the mean of the global views; share.
+
+    over_dims="mean" divides by D (LeJEPA's reference code), "sum" is the squared norm (DESIGN §4)."""
     z = tf.cast(z, tf.float32)
     _, replicas = _replicas()
     center = tf.reduce_mean(z[:global_views], axis=0)  # [N, D]
-    squared = tf.reduce_sum(tf.square(z - center), axis=-1)  # [V, N]
+    reduce = tf.reduce_mean if over_dims == "mean" else tf.reduce_sum
+    squared = reduce(tf.square(z - center), axis=-1)  # [V, N]
     global_n = tf.cast(tf.shape(z)[1] * replicas, tf.float32)
     return tf.reduce_sum(tf.reduce_mean(squared, axis=0)) / global_n
 
@@ -81,7 +86,7 @@ def invariance(z: tf.Tensor, global_views: int) -> tf.Tensor:
 def lejepa(z: tf.Tensor, global_views: int, step: tf.Tensor, seed: int | tf.Tensor,
            config: LossConfig = LossConfig()) -> dict[str, tf.Tensor]:
     """{"loss", "invariance", "sigreg"}: this replica's shares; total = (1 − λ)·inv + λ·SIGReg."""
-    inv = invariance(z, global_views)
+    inv = invariance(z, global_views, config.invariance)
     reg = sigreg(z, step, seed, config)
     return {"loss": (1.0 - config.lambda_) * inv + config.lambda_ * reg, "invariance": inv, "sigreg": reg}
 
@@ -96,8 +101,13 @@ def collapse_monitors(z: tf.Tensor) -> dict[str, tf.Tensor]:
     z = tf.cast(z, tf.float32)
     centred = z - tf.reduce_mean(z, axis=0, keepdims=True)
     std = tf.reduce_mean(tf.sqrt(tf.reduce_mean(tf.square(centred), axis=0) + 1e-12))
+    # The eigen-solver fails (an op error, not a NaN) on non-finite input: a monitor must not be
+    # what kills a step whose NaN loss the loop is about to report properly.
+    finite = tf.reduce_all(tf.math.is_finite(centred))
+    centred = tf.where(finite, centred, tf.zeros_like(centred))
     covariance = tf.matmul(centred, centred, transpose_a=True) / tf.cast(tf.shape(z)[0], tf.float32)
     singular = tf.sqrt(tf.maximum(tf.linalg.eigvalsh(covariance), 0.0))
     p = singular / (tf.reduce_sum(singular) + 1e-12)
     rank = tf.exp(-tf.reduce_sum(tf.where(p > 0, p * tf.math.log(tf.maximum(p, 1e-30)), 0.0)))
+    rank = tf.where(finite, rank, float("nan"))
     return {"embedding_std": std, "effective_rank": rank}

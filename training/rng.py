@@ -46,10 +46,13 @@ def fold_in(key: tf.Tensor, data: int | tf.Tensor) -> tf.Tensor:
     return tf.stack([a, b])
 
 
-def bits(key: tf.Tensor, shape: list[int]) -> tf.Tensor:
-    """Uniform 32-bit integers (in int64) of a static shape."""
+def bits(key: tf.Tensor, shape: list[int] | tf.Tensor) -> tf.Tensor:
+    """Uniform 32-bit integers (in int64) of a shape (a list of ints, or a shape tensor)."""
     key = tf.cast(key, tf.int64)
-    count = math.prod(shape)
+    if isinstance(shape, (list, tuple)) and all(isinstance(d, int) for d in shape):
+        count = math.prod(shape)
+    else:
+        count = tf.reduce_prod(tf.cast(shape, tf.int64))
     index = tf.range(count, dtype=tf.int64)
     h = _hash(tf.bitwise.bitwise_xor(index, key[0]))
     h = _hash((h + key[1]) & _MASK)

@@ -120,6 +120,7 @@ def train(config) -> int:
 
     from pipeline.spectrogram import SpectrogramConfig
     from training import data, export, loss, optimizer as optim, views
+    from training.config import UsageError
     from training.model import build_models, count_parameters
 
     run_dir = config.run.out.rstrip("/")
@@ -127,7 +128,7 @@ def train(config) -> int:
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     if config.run.batch % replicas:
-        raise ValueError(f"--batch {config.run.batch} must be a multiple of the {replicas} replicas")
+        raise UsageError(f"--batch {config.run.batch} must be a multiple of the {replicas} replicas")
     per_replica = config.run.batch // replicas
     precision = resolve_precision(config.run.precision)
     keras.mixed_precision.set_global_policy(precision)
@@ -218,7 +219,9 @@ def train(config) -> int:
         loss_scale.update(finite)
         monitors = loss.collapse_monitors(z[0])
         if replicas > 1:
-            stop = context.all_reduce(tf.distribute.ReduceOp.MAX, stop)
+            # identity: a copy on this replica's device (the same host tensor on every replica has no
+            # device set to reduce to).
+            stop = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop))  # > 0: a worker was signalled
         return {**terms, **monitors, "grad_norm": norm, "learning_rate": rate, "stop": stop}
 
     @tf.function
@@ -281,7 +284,7 @@ def train(config) -> int:
                           values["grad_norm"], good)
                 exit_code = EXIT_NAN
                 break
-            if done % config.run.log_every == 0 or done == steps or values["stop"]:
+            if done % config.run.log_every == 0 or done == steps or values["stop"] > 0:
                 now = time.perf_counter()
                 steps_per_s = (done - last_step) / max(now - last_time, 1e-9)
                 last_time, last_step = now, done
@@ -289,10 +292,10 @@ def train(config) -> int:
                           "steps_per_s": steps_per_s, "examples_per_s": steps_per_s * config.run.batch}
                 if chief:
                     _report(record, steps, writer, metrics_file, tf)
-            if values["stop"]:
-                save(f"stopped by {signal.Signals(int(values['stop'])).name if values['stop'] in (2, 15) else 'a peer'}")
+            if values["stop"] > 0:
+                save(f"stopped by {signal.Signals(stopper.signal).name if stopper.signal else 'a signal to a peer'}")
                 log.warning("stopped at step %d; run the same command again to resume", done)
-                exit_code = 128 + int(values["stop"])
+                exit_code = 128 + (stopper.signal or signal.SIGTERM)
                 break
             if done % config.run.checkpoint_every == 0:
                 save("periodic")

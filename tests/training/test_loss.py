@@ -114,3 +114,10 @@ def test_collapse_monitors():
     assert float(spread["effective_rank"]) > 15
     collapsed = loss.collapse_monitors(tf.constant(rng.normal(size=(2048, 1)) * np.ones((1, 16)), tf.float32))
     assert float(collapsed["effective_rank"]) < 1.1
+    broken = loss.collapse_monitors(tf.constant(np.full((8, 4), np.nan), tf.float32))  # reported, not raised
+    assert np.isnan(float(broken["effective_rank"])) and np.isnan(float(broken["embedding_std"]))
+
+
+def test_invariance_can_average_over_dimensions_like_the_reference_code():
+    z = tf.constant(np.random.default_rng(5).normal(size=(4, 6, 8)), tf.float32)
+    assert float(loss.invariance(z, 2, "mean")) == pytest.approx(float(loss.invariance(z, 2, "sum")) / 8, rel=1e-6)

@@ -1,0 +1,249 @@
+"""The training loop, run as `python -m training train` in subprocesses (their own device set-up),
+plus the optimiser pieces in-process."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline import shards as shard_format
+from training import optimizer
+from training.config import Config, OptimConfig
+from tests.training.conftest import REPO, run_training
+
+FAST = ["--model", "tiny", "--global-frames", "56", "--local-frames", "26", "--local-views", "2",
+        "--directions", "64", "--shuffle-buffer", "16", "--log-every", "1"]
+
+
+def metrics(run_dir) -> list[dict]:
+    with open(os.path.join(run_dir, "metrics.jsonl")) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def checkpoints(run_dir) -> list[int]:
+    return sorted(int(name[5:-6]) for name in os.listdir(os.path.join(run_dir, "checkpoints"))
+                  if name.startswith("ckpt-") and name.endswith(".index"))
+
+
+def output(result) -> str:
+    return result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Replicas
+# --------------------------------------------------------------------------------------------
+
+
+def test_gradients_with_two_replicas_equal_single_device_gradients():
+    result = subprocess.run([sys.executable, "tests/training/replica_gradients.py"], cwd=REPO, capture_output=True,
+                            text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                         "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, output(result)[-4000:]
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    for term in ("loss", "invariance", "sigreg"):
+        assert values["replicated"][term] == pytest.approx(values["single"][term], rel=1e-5)
+    assert values["max_relative_difference"] < 1e-4
+    assert values["replicas_disagree_by"] == 0.0
+    # Without the all-reduce before the square, SIGReg and its gradients differ: the check has teeth.
+    assert values["control_sigreg"] != pytest.approx(values["single"]["sigreg"], rel=1e-3)
+    assert values["control_max_relative_difference"] > 1e-2
+
+
+@pytest.fixture(scope="module")
+def two_replica_run(shard_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "two-replicas"
+    result = run_training("train", "--shards", str(shard_dir), "--out", str(out), "--cpu-devices", "2",
+                          "--batch", "8", "--steps", "30", "--lr", "2e-3", "--checkpoint-every", "10", *FAST)
+    return out, result
+
+
+def test_tiny_trains_with_two_replicas_and_its_loss_falls(two_replica_run):
+    out, result = two_replica_run
+    assert result.returncode == 0, output(result)[-4000:]
+    assert "MirroredStrategy with 2 replica(s) (4 clips each)" in result.stdout
+    rows = metrics(out)
+    assert [row["step"] for row in rows] == list(range(1, 31))
+    losses = np.array([row["loss"] for row in rows])
+    assert np.all(np.isfinite(losses))
+    assert losses[-5:].mean() < 0.5 * losses[:5].mean()
+    assert "ex/s" in result.stdout and rows[-1]["examples_per_s"] > 0
+    assert all(row["effective_rank"] >= 1 and row["embedding_std"] > 0 for row in rows)
+
+
+def test_run_directory_holds_config_checkpoints_tensorboard_and_encoder(two_replica_run):
+    out, result = two_replica_run
+    assert result.returncode == 0, output(result)[-4000:]
+    config = Config.from_dict(json.loads((out / "config.json").read_text()))
+    assert (config.run.cpu_devices, config.run.batch, config.run.steps) == (2, 8, 30)
+    assert config.run.precision == "float32"  # "auto" is resolved before it is saved
+    assert checkpoints(out) == [10, 20, 30]
+    tags = set()
+    for name in os.listdir(out / "tensorboard"):
+        for event in tf.compat.v1.train.summary_iterator(str(out / "tensorboard" / name)):
+            tags |= {value.tag for value in event.summary.value}
+    assert {"loss/total", "loss/invariance", "loss/sigreg", "optimizer/learning_rate", "optimizer/grad_norm",
+            "speed/examples_per_s", "collapse/embedding_std", "collapse/effective_rank"} <= tags
+    from training.export import load_encoder
+
+    encoder, metadata = load_encoder(str(out / "encoder"))
+    assert metadata["step"] == 30 and metadata["model"]["size"] == "tiny"
+    assert len(metadata["normalisation"]["band_mean"]) == 256
+    representation = encoder(tf.random.normal([2, 256, 56, 2])).numpy()
+    assert representation.shape == (2, 64) and np.all(np.isfinite(representation))
+
+
+def test_resume_refuses_other_settings_and_accepts_more_steps(two_replica_run):
+    from training.__main__ import resolve_train_config
+    from training.config import UsageError
+
+    out, _ = two_replica_run
+    with pytest.raises(UsageError, match="--batch: the run was started with 8, now 16"):
+        resolve_train_config({"run.out": str(out), "run.batch": 16})
+    config, resumed = resolve_train_config({"run.out": str(out), "run.steps": 40, "run.cpu_devices": 1})
+    assert resumed and config.run.steps == 40 and config.run.cpu_devices == 1 and config.run.batch == 8
+
+
+# --------------------------------------------------------------------------------------------
+# Stopping and resuming
+# --------------------------------------------------------------------------------------------
+
+
+def start_training(*args: str) -> subprocess.Popen:
+    environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "training", "train", *args], cwd=REPO, env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_step(run_dir, step: int, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0][-4000:]
+        try:
+            if metrics(run_dir) and metrics(run_dir)[-1]["step"] >= step:
+                return
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{run_dir} did not reach step {step}")
+
+
+def test_sigterm_checkpoints_and_a_restart_continues_like_an_uninterrupted_run(shard_dir, tmp_path):
+    args = ["--shards", str(shard_dir), "--batch", "4", "--steps", "12", "--checkpoint-every", "100",
+            "--deterministic", *FAST]
+    uninterrupted = start_training("--out", str(tmp_path / "whole"), *args)
+    interrupted = start_training("--out", str(tmp_path / "parts"), *args)
+    try:
+        wait_for_step(tmp_path / "parts", 3, interrupted)
+        interrupted.send_signal(signal.SIGTERM)
+        log = interrupted.communicate(timeout=120)[0]
+    finally:
+        interrupted.kill()
+    assert interrupted.returncode == 128 + signal.SIGTERM, log[-4000:]
+    stopped_at = metrics(tmp_path / "parts")[-1]["step"]
+    assert stopped_at < 12 and checkpoints(tmp_path / "parts") == [stopped_at]
+    assert "stopped by SIGTERM" in log and "run the same command again to resume" in log
+    assert json.loads((tmp_path / "parts" / "encoder" / "encoder.json").read_text())["step"] == stopped_at
+
+    resumed = run_training("train", "--out", str(tmp_path / "parts"))  # settings from RUN_DIR/config.json
+    assert resumed.returncode == 0, output(resumed)[-4000:]
+    assert f"resumed from {tmp_path / 'parts'}/checkpoints/ckpt-{stopped_at} at step {stopped_at}" in resumed.stdout
+    assert uninterrupted.wait(timeout=180) == 0, uninterrupted.communicate()[0][-4000:]
+
+    whole, parts = metrics(tmp_path / "whole"), metrics(tmp_path / "parts")
+    assert [row["step"] for row in parts] == list(range(1, 13))  # continues at the next step
+    for a, b in zip(whole, parts):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5), (a["step"], a["loss"], b["loss"])
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+
+
+def write_nan_shards(source, target) -> None:
+    """A copy of the shard directory whose examples hold NaN (as corrupt features would)."""
+    shutil.copytree(source, target)
+    manifest = shard_format.read_manifest(str(target))
+    shape = manifest["example"]["shape"]
+    for shard in manifest["splits"]["train"]["shards"]:
+        path = str(target / shard["file"])
+        examples = shard_format.read_examples(path, shape)
+        poisoned = []
+        for example in examples:
+            logmel = example.logmel.copy()
+            logmel[:, :, :] = np.nan
+            poisoned.append(shard_format.ClipExample(**{**example.__dict__, "logmel": logmel}).serialize())
+        shard_format.write_shard(path, poisoned)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoint(two_replica_run, shard_dir, tmp_path):
+    out, result = two_replica_run
+    assert result.returncode == 0
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    write_nan_shards(shard_dir, tmp_path / "nan-shards")
+    before = (run / "checkpoints" / "ckpt-30.index").read_bytes(), (run / "encoder" / "encoder.weights.h5").read_bytes()
+    stopped = run_training("train", "--out", str(run), "--shards", str(tmp_path / "nan-shards"), "--steps", "40",
+                           "--checkpoint-every", "1", "--cpu-devices", "1")
+    assert stopped.returncode == 3, output(stopped)[-4000:]
+    assert "step 31: the loss is nan" in stopped.stdout
+    assert "Stopped without saving; the last good checkpoint is" in stopped.stdout and "ckpt-30" in stopped.stdout
+    assert checkpoints(run) == [10, 20, 30]
+    after = (run / "checkpoints" / "ckpt-30.index").read_bytes(), (run / "encoder" / "encoder.weights.h5").read_bytes()
+    assert after == before
+
+
+# --------------------------------------------------------------------------------------------
+# Optimiser pieces
+# --------------------------------------------------------------------------------------------
+
+
+def test_learning_rate_warms_up_then_decays_by_cosine():
+    config = OptimConfig(lr=1e-3, warmup=10, min_lr=0.1)
+    rates = [float(optimizer.learning_rate(s, config, batch=512, total_steps=110)) for s in range(110)]
+    peak = 2e-3  # scaled with the batch: 1e-3 × 512 / 256
+    assert rates[0] == pytest.approx(peak / 10) and rates[9] == pytest.approx(peak)
+    assert rates[10] == pytest.approx(peak) and rates[60] == pytest.approx(peak * (0.1 + 0.9 * 0.5), rel=1e-4)
+    assert rates[-1] == pytest.approx(peak * 0.1, rel=1e-2) and all(np.diff(rates[10:]) <= 1e-9)
+    assert optimizer.warmup_steps(OptimConfig(warmup=0.1), 1000) == 100
+
+
+def test_adamw_matches_numpy_and_skips_non_finite_updates():
+    config = OptimConfig(weight_decay=0.1)
+    kernel = tf.Variable(np.ones((2, 2), np.float32), name="kernel")
+    embedding = tf.Variable(np.ones((2, 2), np.float32), name="frequency_embedding")
+    bias = tf.Variable(np.ones(2, np.float32), name="bias")
+    adamw = optimizer.AdamW([kernel, embedding, bias], config)
+    assert adamw.decay == [True, False, False]
+    gradient = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
+    m = v = np.zeros((2, 2))
+    expected_kernel, expected_embedding = np.ones((2, 2)), np.ones((2, 2))
+    for t in (1, 2):
+        tf.function(lambda: adamw.apply([tf.constant(gradient)] * 2 + [tf.constant(gradient[0])], tf.constant(0.01),
+                                        tf.constant(True)))()
+        m = 0.9 * m + 0.1 * gradient
+        v = 0.999 * v + 0.001 * gradient**2
+        update = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        expected_kernel = expected_kernel - 0.01 * (update + 0.1 * expected_kernel)
+        expected_embedding = expected_embedding - 0.01 * update
+    np.testing.assert_allclose(kernel.numpy(), expected_kernel, rtol=1e-5)
+    np.testing.assert_allclose(embedding.numpy(), expected_embedding, rtol=1e-5)
+    snapshot = [kernel.numpy(), adamw.m[0].numpy(), int(adamw.updates.numpy())]
+    tf.function(lambda: adamw.apply([tf.constant(gradient * np.nan)] * 2 + [tf.constant(gradient[0])],
+                                    tf.constant(0.01), tf.constant(False)))()
+    np.testing.assert_array_equal(kernel.numpy(), snapshot[0])
+    np.testing.assert_array_equal(adamw.m[0].numpy(), snapshot[1])
+    assert int(adamw.updates.numpy()) == snapshot[2]
+
+
+def test_fp16_loss_scale_halves_on_overflow_and_grows_after_good_steps():
+    scale = optimizer.LossScale(enabled=True, initial=1024.0, period=3)
+    update = tf.function(lambda finite: scale.update(finite))
+    update(tf.constant(False))
+    assert float(scale.scale.numpy()) == 512.0
+    for _ in range(3):
+        update(tf.constant(True))
+    assert float(scale.scale.numpy()) == 1024.0 and int(scale.good_steps.numpy()) == 0
+    assert float(optimizer.LossScale(enabled=False).scale.numpy()) == 1.0
