@@ -28,6 +28,28 @@ test: install
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
 
+# make train SHARDS=shards/audioset OUT=runs/NAME [MODEL=tiny|small|base] [BATCH=256] [STEPS=N | EPOCHS=N]
+#            [LR=5e-4] [LAMBDA=0.05] [PRECISION=auto] [CPU_DEVICES=K] [TRAIN_ARGS="--any-other-flag ..."]
+# Resume (settings from runs/NAME/config.json): make train OUT=runs/NAME
+SHARDS ?=
+MODEL ?=
+BATCH ?=
+STEPS ?=
+EPOCHS ?=
+LR ?=
+LAMBDA ?=
+PRECISION ?=
+CPU_DEVICES ?=
+TRAIN_ARGS ?=
+.PHONY: train
+train: install
+	@case "$(origin OUT)" in "command line"|environment) ;; *) \
+	  echo "usage: make train SHARDS=SHARD_DIR OUT=runs/NAME [MODEL=tiny|small|base BATCH=N STEPS=N|EPOCHS=N ...]"; exit 2;; esac
+	$(PY) -m training train --out $(OUT) $(if $(SHARDS),--shards $(SHARDS)) $(if $(MODEL),--model $(MODEL)) \
+	  $(if $(BATCH),--batch $(BATCH)) $(if $(STEPS),--steps $(STEPS)) $(if $(EPOCHS),--epochs $(EPOCHS)) \
+	  $(if $(LR),--lr $(LR)) $(if $(LAMBDA),--lambda $(LAMBDA)) $(if $(PRECISION),--precision $(PRECISION)) \
+	  $(if $(CPU_DEVICES),--cpu-devices $(CPU_DEVICES)) $(TRAIN_ARGS)
+
 # make probe RUN=runs/NAME DATA=shards/dir-or-labelled-audio [PROBE_ARGS=--baselines]
 PROBE_ARGS ?= --baselines
 probe: install
