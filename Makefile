@@ -70,3 +70,20 @@ docker:
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# make corpora [CORPUS_SIZE=full|small] [CORPORA_DIR=benchmarks/data/corpora] [CORPUS_SEED=0]
+# Offline corpora (benchmarks/data): pretraining set in AudioSet format, keywords, instruments;
+# installs the Debian packages and pip pins of benchmarks/data/packages.py when missing.
+CORPUS_SIZE ?= full
+CORPORA_DIR ?= benchmarks/data/corpora
+CORPUS_SEED ?= 0
+.PHONY: corpora
+corpora: install
+	@missing="$$($(PYTHON) benchmarks/data/packages.py --missing-debian)"; \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install $$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(PY) -m pip install -q $$($(PYTHON) benchmarks/data/packages.py --pip)
+	$(PY) -m benchmarks.data.build_corpora --out $(CORPORA_DIR) --size $(CORPUS_SIZE) --seed $(CORPUS_SEED)

@@ -125,7 +125,9 @@ def random_speaker(rand: random.Random, *, whisper: bool = False) -> tuple[str, 
     if whisper:
         variant = rand.choice(sorted(WHISPER_VARIANTS))
         return language, variant, "W"
-    variant, sex = rand.choice([v for v in variants() if v[0] not in WHISPER_VARIANTS])
+    # espeak-ng has about five male variants for each female one: draw the sex first.
+    sex = rand.choice(("F", "M"))
+    variant = rand.choice([name for name, s in variants() if s == sex and name not in WHISPER_VARIANTS])
     return language, variant, sex
 
 
