@@ -116,18 +116,21 @@ def write_pretrain_tables(folder: str, results: list[dict], names: dict[str, str
 
 
 def keyword_speakers(seed: int, count: int) -> list[dict]:
-    """``count`` distinct (language, variant) speakers; a variant's fold is fixed, so folds are
-    disjoint in voices as well as in speakers."""
+    """``count`` distinct (language, variant) speakers, female and male in turn. A variant's
+    fold is fixed when it is first used, so folds are disjoint in voices as well as speakers."""
     from benchmarks.data import speech
 
-    variants = [v for v in speech.variants() if v[0] not in speech.WHISPER_VARIANTS]
     rand = signals.rng(seed, "keywords", "speakers")
-    rand.shuffle(variants)
+    by_sex = {}
+    for sex in ("F", "M"):
+        by_sex[sex] = [name for name, s in speech.variants() if s == sex and name not in speech.WHISPER_VARIANTS]
+        rand.shuffle(by_sex[sex])
     folds = min(KEYWORD_FOLDS, count)
-    fold_of = {name: 1 + i % folds for i, (name, _) in enumerate(variants)}
-    speakers, taken = [], set()
+    speakers, taken, fold_of = [], set(), {}
     for i in range(count):
-        variant, sex = variants[i % len(variants)]
+        sex = "FM"[i % 2]
+        variant = by_sex[sex][(i // 2) % len(by_sex[sex])]
+        fold_of.setdefault(variant, 1 + len(fold_of) % folds)
         language = rand.choice([lang for lang in speech.KEYWORD_LANGUAGES if (lang, variant) not in taken])
         taken.add((language, variant))
         speakers.append({"speaker": f"{language}+{variant}", "language": language, "variant": variant,

@@ -203,3 +203,35 @@ def test_missing_debian_packages_are_named_with_the_install_command(monkeypatch)
     monkeypatch.setattr(packages, "debian_versions", lambda names=packages.DEBIAN: versions)
     with pytest.raises(RuntimeError, match=r"apt-get install --no-install-recommends timgm6mb-soundfont\n"):
         packages.check_installed()
+
+
+def test_the_pipeline_shards_the_corpus_through_its_mirror(corpora, tmp_path):
+    """The real pipeline (yt-dlp, ffmpeg, Beam) fetches the corpus by YTID like YouTube."""
+    out, _ = corpora
+    folder = os.path.join(out, "pretrain")
+    with AudioServer(os.path.join(folder, "audio")) as server:
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--segments", os.path.join(folder, "segments.csv"),
+             "--split", "train", "--out", str(tmp_path / "shards"), "--cache", str(tmp_path / "cache"),
+             "--url-template", server.url_template, "--limit", "6", "--workers", "1"],
+            cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert server.request_count > 0
+    manifest = json.load(open(tmp_path / "shards" / "manifest.json"))
+    assert manifest["splits"]["train"]["examples"] == 6
+    assert manifest["splits"]["train"]["failures"] == {}
+
+
+def test_full_size_keyword_folds_are_voice_disjoint_and_balanced():
+    """The full corpus reuses voice variants with other accents: a variant stays in one fold."""
+    from benchmarks.data import build_corpora
+
+    speakers = build_corpora.keyword_speakers(seed=0, count=build_corpora.SIZES["keywords"]["full"])
+    assert len({s["speaker"] for s in speakers}) == len(speakers)
+    fold_of_variant = {}
+    for speaker in speakers:
+        assert fold_of_variant.setdefault(speaker["variant"], speaker["fold"]) == speaker["fold"], speaker
+    assert len(fold_of_variant) < len(speakers)  # variants are reused, so the check above matters
+    per_fold = collections.Counter((s["fold"], s["sex"]) for s in speakers)
+    assert set(per_fold) == {(f, sex) for f in range(1, 6) for sex in "FM"}
+    assert max(per_fold.values()) - min(per_fold.values()) <= 4
