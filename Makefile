@@ -81,9 +81,10 @@ CORPUS_SEED ?= 0
 corpora: install
 	@missing="$$($(PYTHON) benchmarks/data/packages.py --missing-debian)"; \
 	if [ -n "$$missing" ]; then \
-		echo "apt-get install $$missing"; \
-		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "corpora: installing Debian packages: $$missing"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	$(PY) -m pip install -q $$($(PYTHON) benchmarks/data/packages.py --pip)
 	$(PY) -m benchmarks.data.build_corpora --out $(CORPORA_DIR) --size $(CORPUS_SIZE) --seed $(CORPUS_SEED)
