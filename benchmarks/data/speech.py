@@ -97,13 +97,24 @@ def _faker(locale: str):
     return faker.Faker(locale)
 
 
+@functools.lru_cache(maxsize=None)
+def _has_word_list(locale: str) -> bool:
+    """Whether Faker has words of this language (elsewhere its sentences are Latin lorem ipsum)."""
+    import importlib.util
+
+    return locale == "la" or importlib.util.find_spec(f"faker.providers.lorem.{locale}") is not None
+
+
 def text(language: str, rand: random.Random) -> str:
     """A sentence-like text in ``language`` (a few to a dozen words)."""
-    fake = _faker(LANGUAGES[language])
+    locale = LANGUAGES[language]
+    fake = _faker(locale)
     fake.seed_instance(rand.getrandbits(32))
+    kinds = ("sentence", "sentence") if _has_word_list(locale) else ()
+    kinds += ("name", "address", "city", "job", "date")
     parts = []
     for _ in range(rand.randint(1, 3)):
-        kind = rand.choice(("sentence", "sentence", "name", "address", "city", "job", "date"))
+        kind = rand.choice(kinds)
         if kind == "sentence":
             parts.append(fake.sentence(nb_words=rand.randint(5, 12)))
         elif kind == "name":
