@@ -22,6 +22,11 @@ sha256 of every file, counts per label). Layouts under ``--out``:
     ``audio/<family>/<soundfont>_p<program>_<phrase>.flac`` (4 s), ``labels.csv``
     (``path,label,fold``), ``clips.csv``. Fold 1 is rendered with FluidR3_GM (train), fold 2 with
     TimGM6mb (test), from the same notes: train on fold 1, test on fold 2.
+
+Sizes and times on 2 cores (``--size full``): pretrain 3,000 clips, 1.9 GB, about 5 minutes;
+keywords 100 speakers x 20 words = 2,000 clips, 77 MB, under a minute; instruments 128 programs
+x 8 phrases x 2 SoundFonts = 2,048 clips, 425 MB, 1 to 2.5 minutes. ``--size small`` builds all
+three (24 + 60 + 32 clips) in about 10 seconds; the tests use it.
 """
 from __future__ import annotations
 
