@@ -37,7 +37,7 @@ def parser() -> argparse.ArgumentParser:
 
 def setup_logging(run_dir: str | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
-    if run_dir:
+    if run_dir and "://" not in run_dir:  # a copy of the console in a local RUN_DIR
         os.makedirs(run_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log")))
     # Our own messages at INFO; TensorFlow's Python-side chatter only from WARNING up.
@@ -51,8 +51,10 @@ def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
     out = settings.get("run.out")
     if not out:
         raise config_module.UsageError("--out RUN_DIR is required")
-    saved_path = os.path.join(out, "config.json")
-    if os.path.exists(saved_path):
+    import tensorflow as tf  # gfile: RUN_DIR may be gs://...
+
+    saved_path = f"{out.rstrip('/')}/config.json"
+    if tf.io.gfile.exists(saved_path):
         saved = config_module.load(saved_path)
         problems = config_module.differences(saved, settings)
         if problems:
@@ -97,9 +99,12 @@ def train_command(args: argparse.Namespace) -> int:
         # then the resolved precision can be written down.
         train_module.configure_devices(config.run.cpu_devices)
         config = config.replace(**{"run.precision": train_module.resolve_precision(config.run.precision)})
+        import tensorflow as tf
+
         from pipeline.shards import write_json_atomic
 
-        write_json_atomic(os.path.join(run_dir, "config.json"), config.to_dict())
+        tf.io.gfile.makedirs(run_dir)
+        write_json_atomic(f"{run_dir.rstrip('/')}/config.json", config.to_dict())
         log.info("%s run in %s with config:\n%s", "resuming" if resumed else "new", run_dir, config.to_json())
         return train_module.train(config)
     except (ShardDirectoryMismatch, ShardProblem, config_module.UsageError) as error:

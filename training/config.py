@@ -229,8 +229,14 @@ class Config:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
     def replace(self, **changes: Any) -> "Config":
-        """``config.replace(**{"run.steps": 10, "model.size": "small"})``."""
-        return Config.from_dict(_apply(self.to_dict(), changes))
+        """``config.replace(**{"run.steps": 10, "model.size": "small"})``.
+
+        A new model size brings its own numbers from MODEL_SIZES, except those changed explicitly."""
+        values = self.to_dict()
+        if "model.size" in changes:
+            for key in MODEL_SIZES[changes["model.size"]] if changes["model.size"] in MODEL_SIZES else ():
+                values["model"][key] = None
+        return Config.from_dict(_apply(values, changes))
 
 
 def _from_dict(cls: type, values: dict[str, Any]) -> Any:

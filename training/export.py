@@ -28,6 +28,15 @@ def export_encoder(encoder, config: Config, spectrogram: dict[str, Any], band_me
                    directory: str) -> str:
     """Write the encoder to `directory` (replacing an older export atomically enough: rename)."""
     directory = directory.rstrip("/")
+    if "://" in directory:  # object store: stage locally, then copy file by file (no directory rename there)
+        import tensorflow as tf
+
+        with tempfile.TemporaryDirectory() as local:
+            export_encoder(encoder, config, spectrogram, band_mean, band_std, step, f"{local}/encoder")
+            tf.io.gfile.makedirs(directory)
+            for name in (WEIGHTS, METADATA):
+                tf.io.gfile.copy(f"{local}/encoder/{name}", f"{directory}/{name}", overwrite=True)
+        return directory
     parent = os.path.dirname(directory) or "."
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".encoder-", dir=parent)
@@ -59,6 +68,13 @@ def load_encoder(directory: str):
     """(encoder with weights, metadata dict) from an export directory."""
     from training.model import build_models
 
+    if "://" in directory:  # object store: Keras reads weights from local files only
+        import tensorflow as tf
+
+        local = tempfile.mkdtemp(prefix="encoder-")
+        for name in (WEIGHTS, METADATA):
+            tf.io.gfile.copy(f"{directory.rstrip('/')}/{name}", f"{local}/{name}", overwrite=True)
+        directory = local
     with open(os.path.join(directory, METADATA)) as handle:
         metadata = json.load(handle)
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["model"].items()})

@@ -253,7 +253,9 @@ def train(config) -> int:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
     writer = tf.summary.create_file_writer(f"{run_dir}/tensorboard") if chief else tf.summary.create_noop_writer()
-    metrics_file = open(f"{run_dir}/metrics.jsonl", "a") if chief else None
+    # One JSON line per logged step, for scripts and tests; object stores cannot append, so only
+    # for a local RUN_DIR (TensorBoard has the same numbers everywhere).
+    metrics_file = open(f"{run_dir}/metrics.jsonl", "a") if chief and "://" not in run_dir else None
 
     stopper = _Stop()
     previous = {s: signal.signal(s, stopper) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -372,6 +374,7 @@ def _report(record: dict[str, float], steps: int, writer, metrics_file, tf) -> N
             # minus the dependency on the tensorboard package (not needed to train).
             tf.summary.write(tag, tf.constant(record[key], tf.float32), metadata=_scalar_metadata())
     writer.flush()
-    metrics_file.write(json.dumps(record) + "\n")
-    metrics_file.flush()
+    if metrics_file:
+        metrics_file.write(json.dumps(record) + "\n")
+        metrics_file.flush()
     sys.stdout.flush()

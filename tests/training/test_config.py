@@ -1,0 +1,70 @@
+"""Settings: flags generated from the dataclasses, model sizes, validation, resume rules."""
+import argparse
+import json
+
+import pytest
+
+from training import config as config_module
+from training.__main__ import parser, resolve_train_config
+from training.config import Config, UsageError
+
+
+def parse(*flags: str) -> Config:
+    args = parser().parse_args(["train", *flags])
+    return config_module.config_from_settings(config_module.given_settings(args))
+
+
+def test_flags_reach_every_section():
+    config = parse("--shards", "s", "--out", "o", "--model", "small", "--batch", "64", "--steps", "7", "--lr", "1e-3",
+                   "--lambda", "0.1", "--global-views", "3", "--local-views", "4", "--precision", "mixed_float16",
+                   "--checkpoint-every", "5", "--seed", "9", "--cpu-devices", "2", "--local-crop", "0.1", "0.3",
+                   "--global-volume-db", "2", "--local-patch-mask", "0.5", "--skip-corrupt", "--no-deterministic")
+    assert (config.model.size, config.model.width, config.model.depth, config.model.heads) == ("small", 384, 12, 6)
+    assert (config.run.batch, config.run.steps, config.run.checkpoint_every, config.run.seed) == (64, 7, 5, 9)
+    assert (config.run.cpu_devices, config.run.precision, config.run.skip_corrupt) == (2, "mixed_float16", True)
+    assert config.optim.lr == 1e-3 and config.loss.lambda_ == 0.1
+    assert (config.views.global_views, config.views.local_views, config.views.local_crop) == (3, 4, (0.1, 0.3))
+    assert config.views.global_augment.volume_db == 2 and config.views.local_augment.patch_mask == 0.5
+    assert Config.from_dict(json.loads(config.to_json())) == config
+
+
+def test_model_sizes_and_overrides():
+    assert parse("--model", "base").model.width == 768
+    assert parse("--model", "base", "--depth", "2").model.depth == 2
+    assert parse().model.size == "tiny" and parse().model.width == 64
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--global-frames", "100"], "multiple of 10 .* try 96"),
+    (["--model", "huge"], "--model must be one of"),
+    (["--steps", "5", "--epochs", "2"], "not both"),
+    (["--precision", "fp8"], "--precision must be one of"),
+    (["--local-crop", "0.5", "0.2"], "low <= high"),
+    (["--local-channel-drop", "1.5"], "probability"),
+])
+def test_invalid_settings_say_what_to_do(flags, message):
+    with pytest.raises(UsageError, match=message):
+        parse(*flags)
+
+
+def test_help_lists_the_contract_flags(capsys):
+    with pytest.raises(SystemExit):
+        parser().parse_args(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--shards", "--out", "--model", "--batch", "--steps", "--epochs", "--lr", "--lambda",
+                 "--global-views", "--local-views", "--precision", "--checkpoint-every", "--seed", "--cpu-devices",
+                 "--skip-corrupt"):
+        assert flag in text
+
+
+def test_new_run_needs_shards_and_resume_uses_the_saved_config(tmp_path):
+    with pytest.raises(UsageError, match="--shards"):
+        resolve_train_config({"run.out": str(tmp_path / "new")})
+    saved = Config().replace(**{"run.shards": "s", "run.out": str(tmp_path), "run.epochs": 3.0, "model.size": "small"})
+    (tmp_path / "config.json").write_text(saved.to_json())
+    config, resumed = resolve_train_config({"run.out": str(tmp_path)})
+    assert resumed and config == saved
+    config, _ = resolve_train_config({"run.out": str(tmp_path), "run.steps": 100})
+    assert config.run.steps == 100 and config.run.epochs is None
+    with pytest.raises(UsageError, match="--model: the run was started with 'small', now 'tiny'"):
+        resolve_train_config({"run.out": str(tmp_path), "model.size": "tiny"})
