@@ -301,6 +301,10 @@ def train(config) -> int:
                 break
             if done % config.run.checkpoint_every == 0:
                 save("periodic")
+        if _cluster_size() > 1:
+            # Every worker leaves together: the chief hosts the coordination service, and a worker
+            # still finishing its last collective when the chief exits would die of lost heartbeats.
+            strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("SUM", tf.ones([])))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -109,6 +109,38 @@ def test_resume_refuses_other_settings_and_accepts_more_steps(two_replica_run):
     assert resumed and config.run.steps == 40 and config.run.cpu_devices == 1 and config.run.batch == 8
 
 
+def free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("localhost", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def test_tf_config_with_two_workers_trains_with_multi_worker_mirrored_strategy(shard_dir, tmp_path):
+    out = tmp_path / "multi"
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        environment = {"TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker",
+                                                                                    "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "training", "train", "--shards", str(shard_dir), "--out", str(out), "--batch", "8",
+             "--steps", "4", "--checkpoint-every", "2", *FAST], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                      **environment}))
+    logs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert "CollectiveAllReduceStrategy with 2 replica(s) (4 clips each)" in logs[0] and ", chief" in logs[0]
+    assert ", worker" in logs[1] and "step 4/4" not in logs[1]  # only the chief reports
+    assert [row["step"] for row in metrics(out)] == [1, 2, 3, 4]
+    assert checkpoints(out) == [2, 4] and not any(name.startswith(".worker") for name in os.listdir(out / "checkpoints"))
+
+
 # --------------------------------------------------------------------------------------------
 # Stopping and resuming
 # --------------------------------------------------------------------------------------------
