@@ -1,4 +1,4 @@
-"""``python -m training <command>``: ``train`` now; ``probe``, ``export`` and ``viz`` have room here.
+"""``python -m training <command>``: ``train``, ``probe``, ``export`` and ``viz``.
 
     python -m training train --shards SHARD_DIR --out RUN_DIR [--model tiny|small|base] [--batch N]
         [--steps N | --epochs N] [--lr LR] [--lambda 0.05] [--global-views 2] [--local-views 6]
@@ -32,6 +32,14 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train (or resume) a run", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     config_module.add_arguments(train)
+    from training import probe, viz
+
+    probe.add_arguments(commands.add_parser(
+        "probe", help="linear probe of a run's frozen encoder (labelled shards or audio), with baselines"))
+    export = commands.add_parser("export", help="SavedModel: raw 48 kHz audio in, embeddings out")
+    export.add_argument("--run", required=True, help="training run directory")
+    export.add_argument("--out", required=True, help="folder for the SavedModel")
+    viz.add_arguments(commands.add_parser("viz", help="pictures: PCA, [CLS] attention, training curves (PNG)"))
     return p
 
 
@@ -75,7 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "train":
         return train_command(args)
-    raise AssertionError(args.command)
+    setup_logging(None)
+    try:
+        if args.command == "probe":
+            from training import probe
+
+            probe.run(args)
+        elif args.command == "export":
+            from training.saved_model import export_saved_model
+
+            print(export_saved_model(args.run, args.out))
+        else:
+            from training import viz
+
+            for path in viz.run(args):
+                print(path)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def train_command(args: argparse.Namespace) -> int:
