@@ -222,7 +222,8 @@ def train(config) -> int:
             # identity: a copy on this replica's device (the same host tensor on every replica has no
             # device set to reduce to).
             stop = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(stop))  # > 0: a worker was signalled
-        return {**terms, **monitors, "grad_norm": norm, "learning_rate": rate, "stop": stop}
+        return {**terms, **monitors, "grad_norm": norm, "learning_rate": rate, "loss_scale": loss_scale.scale,
+                "stop": stop}
 
     @tf.function
     def train_step(logmel, stop):
@@ -320,6 +321,7 @@ SCALARS = {
     "optimizer/learning_rate": "learning_rate", "optimizer/grad_norm": "grad_norm",
     "speed/examples_per_s": "examples_per_s", "speed/steps_per_s": "steps_per_s",
     "collapse/embedding_std": "embedding_std", "collapse/effective_rank": "effective_rank",
+    "optimizer/loss_scale": "loss_scale",  # 1 unless --precision mixed_float16
 }
 
 

@@ -68,3 +68,11 @@ def test_new_run_needs_shards_and_resume_uses_the_saved_config(tmp_path):
     assert config.run.steps == 100 and config.run.epochs is None
     with pytest.raises(UsageError, match="--model: the run was started with 'small', now 'tiny'"):
         resolve_train_config({"run.out": str(tmp_path), "model.size": "tiny"})
+
+
+def test_run_length_from_steps_or_epochs():
+    from training.train import total_steps
+
+    assert total_steps(Config().replace(**{"run.steps": 7}), train_examples=36) == 7
+    assert total_steps(Config().replace(**{"run.epochs": 2.0, "run.batch": 8}), train_examples=36) == 9
+    assert total_steps(Config().replace(**{"run.batch": 36}), train_examples=36) == 100  # default: 100 epochs
