@@ -1,9 +1,8 @@
 """Fixtures: a small shard directory made from generated audio (tones, noise, chirps).
 
-``shard_audio_directory`` is the one place that turns audio files into shards. It follows the
-shard contract with pipeline.shards (log_mel, ClipExample, write_shard, a manifest with band
-statistics); swap its body for the real ``python -m pipeline --audio-dir ... --split train`` CLI
-when that is wanted, nothing else here depends on how the shards were made.
+``shard_audio_directory`` is the one place that turns audio files into shards: it runs the real
+pipeline (``python -m pipeline --segments CSV --audio-dir DIR``, Beam's local runner, ffmpeg),
+with an AudioSet-format CSV that labels each clip with the AudioSet class of its kind.
 """
 from __future__ import annotations
 
@@ -16,11 +15,17 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from pipeline import shards
-from pipeline.spectrogram import SpectrogramConfig, log_mel
+from pipeline.spectrogram import SpectrogramConfig
 
 SPECTROGRAM = SpectrogramConfig()
 KINDS = ("tone", "noise", "chirp")
+#: AudioSet classes of the kinds (pipeline/data/class_labels_indices.csv): Sine wave, Noise, Chirp tone.
+KIND_MIDS = {"tone": "/m/01v_m0", "noise": "/m/096m7z", "chirp": "/m/0hdsk"}
+
+
+def ytid(kind: str, index: int) -> str:
+    """An AudioSet-form id (11 characters) that names the clip's kind: tone_000000, noise_00001, ..."""
+    return f"{kind}_{index:0{10 - len(kind)}d}"
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -56,39 +61,27 @@ def generate_audio(directory: pathlib.Path, clips: int = 36, seed: int = 0) -> l
         balance = rng.uniform(0.3, 1.0)
         stereo = np.stack([signal * balance, signal * (1.3 - balance)], axis=1)
         stereo = (0.3 * stereo / (np.abs(stereo).max() + 1e-9) + 1e-4 * rng.normal(size=stereo.shape))
-        path = directory / f"{kind}{i:03d}.wav"
+        path = directory / f"{ytid(kind, i)}.wav"
         scipy.io.wavfile.write(path, rate, stereo.astype(np.float32))
         paths.append(path)
     return paths
 
 
 def shard_audio_directory(audio_dir: pathlib.Path, out: pathlib.Path, num_shards: int = 2) -> pathlib.Path:
-    """Shard every WAV in `audio_dir` (10 s each) into `out` as the train split, per DESIGN §2."""
-    out.mkdir(parents=True, exist_ok=True)
-    labels = [{"index": i, "mid": f"/t/{kind}", "display_name": kind} for i, kind in enumerate(KINDS)]
-    by_shard: dict[int, list[shards.ClipExample]] = {i: [] for i in range(num_shards)}
+    """Shard every WAV in `audio_dir` (10 s each) into `out` as the train split, with the real
+    pipeline; labels come from the kind in each file's name."""
+    rows = ["# YTID, start_seconds, end_seconds, positive_labels"]
     for path in sorted(audio_dir.glob("*.wav")):
-        _, audio = scipy.io.wavfile.read(path)
-        ytid = path.stem
-        logmel = log_mel(audio.astype(np.float32), SPECTROGRAM).astype(np.float16)
-        example = shards.ClipExample(
-            clip_id=shards.clip_id(ytid, 0.0, 0), ytid=ytid, start_s=0.0, end_s=SPECTROGRAM.clip_seconds, chunk=0,
-            labels=(KINDS.index(ytid.rstrip("0123456789")),), logmel=logmel)
-        by_shard[shards.shard_index(shards.segment_key(ytid, 0.0), num_shards)].append(example)
-    manifest = shards.new_manifest(SPECTROGRAM, labels, {"source": "tests/training/conftest.py"})
-    stats = shards.BandStats.empty(SPECTROGRAM.n_mels)
-    entries = []
-    for index, examples in by_shard.items():
-        examples.sort(key=lambda e: e.clip_id)
-        for example in examples:
-            stats.add_example(example.logmel)
-        name = shards.shard_file_name("train", index, num_shards)
-        count = shards.write_shard(str(out / name), (e.serialize() for e in examples))
-        entries.append({"file": name, "examples": count})
-    mean, std = stats.mean_std()
-    manifest["splits"]["train"] = {"shards": entries, "examples": sum(e["examples"] for e in entries),
-                                   "band_mean": mean, "band_std": std, "failures": {}}
-    shards.write_json_atomic(shards.manifest_path(str(out)), manifest)
+        rows.append(f'{path.stem}, 0.000, 10.000, "{KIND_MIDS[path.stem.split("_")[0]]}"')
+    csv = out.parent / f"{out.name}-segments.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--segments", str(csv), "--audio-dir", str(audio_dir), "--split", "train",
+         "--out", str(out), "--cache", str(out.parent / f"{out.name}-cache"), "--num-shards", str(num_shards),
+         "--workers", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"the pipeline failed:\n{result.stderr[-3000:]}")
     return out
 
 
