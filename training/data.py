@@ -162,6 +162,20 @@ def verify_shard(path: str, expected_examples: int | None = None) -> str | None:
     return None
 
 
+def find_unreadable(files: tuple[str, ...] | list[str]) -> list[str]:
+    """"file: error" for every shard whose records cannot all be read (payload checksums included).
+
+    Reads everything: for the error path, when the stream has already failed."""
+    bad = []
+    for path in files:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.OpError as error:
+            bad.append(f"{path}: {error.message}")
+    return bad
+
+
 # --------------------------------------------------------------------------------------------
 # The stream
 # --------------------------------------------------------------------------------------------

@@ -174,6 +174,7 @@ def train(config) -> int:
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         log.info("resumed from %s at step %d", latest, int(step.numpy()))
+        _warn_if_statistics_changed(f"{run_dir}/encoder", band_mean, band_std)
     start_step = int(step.numpy())
     if start_step >= steps:
         log.info("already trained for %d of %d steps; nothing to do (raise --steps to continue)", start_step, steps)
@@ -190,7 +191,6 @@ def train(config) -> int:
     # ------------------------------------------------------------------------------------------
     view_config = config.views
     patch, stride = config.model.patch, config.model.stride
-    total_views = view_config.global_views + view_config.local_views
     mean_tensor, std_tensor = tf.constant(band_mean), tf.constant(band_std)
 
     def make_views(logmel, seed):
@@ -275,8 +275,12 @@ def train(config) -> int:
             try:
                 batch = next(batches)
             except tf.errors.DataLossError as error:
-                raise data.CorruptShard(f"a shard became unreadable while training ({error.message}); run again "
-                                        "to find it by name, or pass --skip-corrupt") from error
+                # The start-up check reads record headers only; a damaged payload shows up here, without
+                # a file name in TensorFlow's message, so read every shard once to name it.
+                bad = data.find_unreadable(shards.files)
+                raise data.CorruptShard(f"a shard became unreadable while training ({error.message}):\n  "
+                                        + "\n  ".join(bad or ["(not found again: a transient read error?)"])
+                                        + "\nRebuild it, or pass --skip-corrupt.") from error
             values = {k: v.numpy() for k, v in train_step(batch, tf.constant(stopper.signal, tf.int32)).items()}
             done = current + 1
             if not (np.isfinite(values["loss"]) and (precision == "mixed_float16" or np.isfinite(values["grad_norm"]))):
@@ -323,6 +327,22 @@ SCALARS = {
     "collapse/embedding_std": "embedding_std", "collapse/effective_rank": "effective_rank",
     "optimizer/loss_scale": "loss_scale",  # 1 unless --precision mixed_float16
 }
+
+
+def _warn_if_statistics_changed(export_dir: str, band_mean, band_std) -> None:
+    """A resumed run normalises with the manifest's statistics; say so if they moved (rebuilt shards)."""
+    import numpy as np
+    import tensorflow as tf
+
+    path = f"{export_dir}/encoder.json"
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as handle:
+        before = json.load(handle)["normalisation"]
+    if not (np.allclose(before["band_mean"], band_mean, atol=1e-3) and np.allclose(before["band_std"], band_std,
+                                                                                    atol=1e-3)):
+        log.warning("the shards' per-band statistics differ from those this run used so far: the input "
+                    "normalisation changes from here on (were the shards rebuilt?)")
 
 
 def make_embed(encoder, projector, view_config, per_replica: int):

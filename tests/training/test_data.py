@@ -147,3 +147,20 @@ def test_cli_reports_a_truncated_shard_by_name(copy_of, tmp_path):
     assert result.returncode == 2
     assert "train-00000-of-00002.tfrecord: truncated" in result.stdout + result.stderr
     assert "--skip-corrupt" in result.stdout + result.stderr
+
+
+def test_a_damaged_payload_is_found_by_name(copy_of):
+    directory = copy_of()
+    path = directory / "train-00001-of-00002.tfrecord"
+    raw = bytearray(path.read_bytes())
+    raw[5000] ^= 0xFF  # inside the first record's payload: the framing check cannot see it
+    path.write_bytes(bytes(raw))
+    assert data.verify_shard(str(path)) is None
+    shards = data.open_shards(str(directory))
+    bad = data.find_unreadable(shards.files)
+    assert len(bad) == 1 and bad[0].startswith(str(path))
+    with pytest.raises(tf.errors.DataLossError):
+        for _ in data.train_stream(shards, 4, shuffle_buffer=8).take(20):
+            pass
+    skipping = data.train_stream(shards, 4, shuffle_buffer=8, skip_corrupt=True)
+    assert len(list(skipping.take(20))) == 20  # --skip-corrupt: the damaged file's rest is dropped
