@@ -1,5 +1,4 @@
 """Settings: flags generated from the dataclasses, model sizes, validation, resume rules."""
-import argparse
 import json
 
 import pytest
