@@ -142,8 +142,10 @@ class LossConfig:
     """LeJEPA (DESIGN §4 LeJEPA loss)."""
 
     lambda_: float = _field(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
-    invariance: str = _field("sum", "invariance distance over embedding dimensions: sum (‖·‖², DESIGN §4) or mean "
-                                    "(as LeJEPA's reference code: the same term / D)")
+    # Default "mean": with DESIGN §4's literal squared norm ("sum") and λ = 0.05, tiny collapses
+    # (embedding std 0.001, SIGReg stuck at its collapsed value); λ was tuned on the mean form.
+    invariance: str = _field("mean", "invariance distance over embedding dimensions: mean (LeJEPA's reference "
+                                     "code, the default) or sum (‖·‖² as DESIGN §4 writes it, = mean · D)")
     directions: int = _field(1024, "random 1-D projections per step for SIGReg")
     t_points: int = _field(17, "Epps-Pulley integration points")
     t_max: float = _field(3.0, "Epps-Pulley integration range [0, t_max]")

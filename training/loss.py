@@ -12,11 +12,10 @@ sin sums are all-reduced in the replica context *before* the square. That all-re
 differentiable (its gradient is the all-reduce of the gradients), which is what makes N-replica
 gradients equal the single-device gradients of the same global batch (tests/training).
 
-The invariance term follows DESIGN §4 literally by default: a squared Euclidean norm (summed over
-D), averaged over clips and views. The LeJEPA reference code averages over D as well, i.e. this
-term / D, and its λ = 0.05 was tuned that way: with D = 128 the "sum" form weighs invariance ~128×
-more against SIGReg. ``LossConfig.invariance = "mean"`` (``--invariance mean``) gives the
-reference behaviour.
+The invariance term is by default averaged over the D embedding dimensions as well as over clips
+and views, as LeJEPA's reference code does: its λ = 0.05 was tuned that way. DESIGN §4 writes a
+squared Euclidean norm (summed over D, ``--invariance sum``), which weighs invariance D× more
+against SIGReg and collapsed ``tiny`` in our runs (README.md, Training, has the numbers).
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_sigreg_equals_numpy():
 
 def test_invariance_and_total_equal_numpy():
     z = np.random.default_rng(1).normal(size=(5, 8, 6)).astype(np.float32)
-    config = LossConfig(directions=32, lambda_=0.2)
+    config = LossConfig(directions=32, lambda_=0.2, invariance="sum")
     terms = loss.lejepa(tf.constant(z), 2, STEP, 0, config)
     assert float(terms["invariance"]) == pytest.approx(numpy_invariance(z, 2), rel=1e-5)
     assert float(terms["loss"]) == pytest.approx(0.8 * float(terms["invariance"]) + 0.2 * float(terms["sigreg"]),
