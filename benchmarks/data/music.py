@@ -261,7 +261,6 @@ def _new_synth():
 
 def render(parts: list[Part], seconds: float, *, tail_s: float = 0.0) -> np.ndarray:
     """Render ``parts`` to float32 stereo ``[n, 2]`` of ``seconds`` (+ ``tail_s``) at 48 kHz."""
-    import fluidsynth
 
     synth = _new_synth()
     try:
