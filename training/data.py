@@ -25,6 +25,7 @@ import dataclasses
 import struct
 from typing import Any
 
+import crcmod.predefined
 import tensorflow as tf
 
 from pipeline import shards as shard_format
@@ -112,24 +113,12 @@ def open_shards(directory: str, split: str = "train", spectrogram: SpectrogramCo
 # --------------------------------------------------------------------------------------------
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc32c_table()
+# crcmod comes with apache-beam[tfrecord]; TFRecord masks the CRC-32C of each length field.
+_crc32c = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
 
 
 def _masked_crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
+    crc = _crc32c(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 

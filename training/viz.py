@@ -38,9 +38,9 @@ def pca_picture(embeddings: np.ndarray, labels: list[str], path: str, title: str
     pca = PCA(n_components=2, random_state=0)
     points = pca.fit_transform(StandardScaler().fit_transform(embeddings))
     figure, axes = plt.subplots(figsize=(7, 6))
+    colours = plt.cm.tab10 if len(set(labels)) <= 10 else plt.cm.tab20
     for index, label in enumerate(sorted(set(labels))):
         chosen = np.asarray(labels) == label
-        colours = plt.cm.tab10 if len(set(labels)) <= 10 else plt.cm.tab20
         axes.scatter(points[chosen, 0], points[chosen, 1], s=18, label=label, color=colours(index % colours.N))
     variance = pca.explained_variance_ratio_ * 100
     axes.set_xlabel(f"PC 1 ({variance[0]:.0f} % of variance)")
