@@ -22,6 +22,8 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 log = logging.getLogger("training")
 
@@ -93,102 +95,47 @@ def total_steps(config, train_examples: int) -> int:
     return max(1, math.ceil(epochs * train_examples / config.run.batch))
 
 
-class _Stop:
-    """SIGTERM / SIGINT: finish the current step, checkpoint, exit. A second signal stops at once."""
+class State(NamedTuple):
+    """Everything the step updates: models, optimiser, fp16 loss scale, step counter."""
 
-    def __init__(self):
-        self.signal = 0
-
-    def __call__(self, signum, frame):
-        if self.signal:
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        self.signal = signum
-        log.warning("%s received: checkpointing after this step (send it again to stop at once)",
-                    signal.Signals(signum).name)
+    encoder: Any
+    projector: Any
+    adamw: Any
+    loss_scale: Any
+    step: Any
 
 
-def train(config) -> int:
-    """Train per `config` (already resolved and saved in RUN_DIR); returns the process exit code."""
-    # ------------------------------------------------------------------------------------------
-    # Set-up
-    # ------------------------------------------------------------------------------------------
-    configure_devices(config.run.cpu_devices)
-    import keras
-    import numpy as np
+def build_state(config, precision: str, spectrogram) -> State:
+    """The trained state with its variables created (call inside the strategy's scope, after the
+    precision policy is set)."""
     import tensorflow as tf
 
-    from pipeline.spectrogram import SpectrogramConfig
-    from training import data, export, loss, optimizer as optim, views
-    from training.config import UsageError
-    from training.model import build_models, count_parameters
+    from training import optimizer as optim
+    from training.model import build_models
 
-    run_dir = config.run.out.rstrip("/")
-    strategy = select_strategy(config.run.cpu_devices)
-    chief = is_chief(strategy)
+    encoder, projector = build_models(config.model, spectrogram.n_mels, spectrogram.channels)
+    adamw = optim.AdamW(encoder.trainable_variables + projector.trainable_variables, config.optim)
+    loss_scale = optim.LossScale(enabled=precision == "mixed_float16")
+    return State(encoder, projector, adamw, loss_scale, tf.Variable(0, dtype=tf.int64, trainable=False, name="step"))
+
+
+class Step(NamedTuple):
+    """The compiled training step, and its view maker alone (benchmarks time the two)."""
+
+    train: Callable  # (logmel [B, mel, frames, 2] float16, stop int32) → reduced metrics; advances the step
+    views: Callable  # (logmel, seed [2]) → (global views, local views)
+
+
+def build_step(config, strategy, state: State, band_mean, band_std, steps: int) -> Step:
+    """One tf.function around ``strategy.run``: views, encoder + projector, loss, gradients, AdamW."""
+    import tensorflow as tf
+
+    from training import loss, views
+    from training import optimizer as optim
+
+    encoder, projector, adamw, loss_scale, step = state
+    variables = encoder.trainable_variables + projector.trainable_variables
     replicas = strategy.num_replicas_in_sync
-    if config.run.batch % replicas:
-        raise UsageError(f"--batch {config.run.batch} must be a multiple of the {replicas} replicas")
-    per_replica = config.run.batch // replicas
-    precision = resolve_precision(config.run.precision)
-    keras.mixed_precision.set_global_policy(precision)
-    if config.run.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.run.seed)
-    log.info("strategy %s with %d replica(s) (%d clips each), precision %s, XLA for %s, %s",
-             type(strategy).__name__, replicas, per_replica, precision, resolve_jit(config.run.jit),
-             "chief" if chief else "worker")
-
-    # ------------------------------------------------------------------------------------------
-    # Input (the manifest check happens before any model is built)
-    # ------------------------------------------------------------------------------------------
-    spectrogram = SpectrogramConfig()
-    shards = data.open_shards(config.run.shards, "train", spectrogram, skip_corrupt=config.run.skip_corrupt)
-    if shards.skipped:
-        log.warning("--skip-corrupt: left out %d shard(s) with %d examples:\n  %s", len(shards.skipped),
-                    shards.skipped_examples, "\n  ".join(shards.skipped))
-    steps = total_steps(config, shards.total)
-    band_mean, band_std = views.band_statistics(shards.band_mean, shards.band_std, config.views.min_band_std)
-    log.info("%d train examples in %d shards; %d steps of %d (%.1f epochs)", shards.total, len(shards.files), steps,
-             config.run.batch, steps * config.run.batch / shards.total)
-
-    # ------------------------------------------------------------------------------------------
-    # Model and optimiser (every variable inside the strategy's scope)
-    # ------------------------------------------------------------------------------------------
-    with strategy.scope():
-        encoder, projector = build_models(config.model, spectrogram.n_mels, spectrogram.channels)
-        variables = encoder.trainable_variables + projector.trainable_variables
-        adamw = optim.AdamW(variables, config.optim)
-        loss_scale = optim.LossScale(enabled=precision == "mixed_float16")
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    log.info("model %s: encoder %s parameters, projector %s", config.model.size,
-             f"{count_parameters(encoder):,}", f"{count_parameters(projector):,}")
-
-    checkpoint = tf.train.Checkpoint(step=step, encoder=encoder, projector=projector, optimizer=adamw,
-                                     loss_scale=loss_scale)
-    checkpoint_dir = f"{run_dir}/checkpoints"
-    if not chief:  # every worker must take part in saving; only the chief's copy is kept
-        checkpoint_dir = f"{run_dir}/checkpoints/.worker-{strategy.cluster_resolver.task_id}"
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.run.keep_checkpoints)
-    latest = tf.train.latest_checkpoint(f"{run_dir}/checkpoints")
-    if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-        log.info("resumed from %s at step %d", latest, int(step.numpy()))
-        _warn_if_statistics_changed(f"{run_dir}/encoder", band_mean, band_std)
-    start_step = int(step.numpy())
-    if start_step >= steps:
-        log.info("already trained for %d of %d steps; nothing to do (raise --steps to continue)", start_step, steps)
-        return 0
-
-    dataset = strategy.distribute_datasets_from_function(lambda context: data.train_stream(
-        shards, context.get_per_replica_batch_size(config.run.batch), seed=config.run.seed,
-        shuffle_buffer=config.run.shuffle_buffer, deterministic=config.run.deterministic,
-        skip_corrupt=config.run.skip_corrupt, start_step=start_step, input_context=context))
-    batches = iter(dataset)
-
-    # ------------------------------------------------------------------------------------------
-    # The step
-    # ------------------------------------------------------------------------------------------
     view_config = config.views
     patch, stride = config.model.patch, config.model.stride
     mean_tensor, std_tensor = tf.constant(band_mean), tf.constant(band_std)
@@ -196,7 +143,7 @@ def train(config) -> int:
     def make_views(logmel, seed):
         return views.all_views(logmel, mean_tensor, std_tensor, seed, view_config, patch, stride)
 
-    embed = make_embed(encoder, projector, view_config, per_replica)
+    embed = make_embed(encoder, projector, view_config, config.run.batch // replicas)
 
     # Views are compiled apart from the model: they need no gradient, and XLA fuses their gathers
     # and element-wise ops well (3x faster on CPU than the plain graph).
@@ -235,6 +182,104 @@ def train(config) -> int:
             reduced[name] = strategy.reduce(how, value, axis=None)
         step.assign_add(1)
         return reduced
+
+    return Step(train_step, compiled_views)
+
+
+class _Stop:
+    """SIGTERM / SIGINT: finish the current step, checkpoint, exit. A second signal stops at once."""
+
+    def __init__(self):
+        self.signal = 0
+
+    def __call__(self, signum, frame):
+        if self.signal:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        self.signal = signum
+        log.warning("%s received: checkpointing after this step (send it again to stop at once)",
+                    signal.Signals(signum).name)
+
+
+def train(config) -> int:
+    """Train per `config` (already resolved and saved in RUN_DIR); returns the process exit code."""
+    # ------------------------------------------------------------------------------------------
+    # Set-up
+    # ------------------------------------------------------------------------------------------
+    configure_devices(config.run.cpu_devices)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pipeline.spectrogram import SpectrogramConfig
+    from training import data, export, views
+    from training.config import UsageError
+    from training.model import count_parameters
+
+    run_dir = config.run.out.rstrip("/")
+    strategy = select_strategy(config.run.cpu_devices)
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.run.batch % replicas:
+        raise UsageError(f"--batch {config.run.batch} must be a multiple of the {replicas} replicas")
+    per_replica = config.run.batch // replicas
+    precision = resolve_precision(config.run.precision)
+    keras.mixed_precision.set_global_policy(precision)
+    if config.run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.run.seed)
+    log.info("strategy %s with %d replica(s) (%d clips each), precision %s, XLA for %s, %s",
+             type(strategy).__name__, replicas, per_replica, precision, resolve_jit(config.run.jit),
+             "chief" if chief else "worker")
+
+    # ------------------------------------------------------------------------------------------
+    # Input (the manifest check happens before any model is built)
+    # ------------------------------------------------------------------------------------------
+    spectrogram = SpectrogramConfig()
+    shards = data.open_shards(config.run.shards, "train", spectrogram, skip_corrupt=config.run.skip_corrupt)
+    if shards.skipped:
+        log.warning("--skip-corrupt: left out %d shard(s) with %d examples:\n  %s", len(shards.skipped),
+                    shards.skipped_examples, "\n  ".join(shards.skipped))
+    steps = total_steps(config, shards.total)
+    band_mean, band_std = views.band_statistics(shards.band_mean, shards.band_std, config.views.min_band_std)
+    log.info("%d train examples in %d shards; %d steps of %d (%.1f epochs)", shards.total, len(shards.files), steps,
+             config.run.batch, steps * config.run.batch / shards.total)
+
+    # ------------------------------------------------------------------------------------------
+    # Model and optimiser (every variable inside the strategy's scope)
+    # ------------------------------------------------------------------------------------------
+    with strategy.scope():
+        encoder, projector, adamw, loss_scale, step = build_state(config, precision, spectrogram)
+    log.info("model %s: encoder %s parameters, projector %s", config.model.size,
+             f"{count_parameters(encoder):,}", f"{count_parameters(projector):,}")
+
+    checkpoint = tf.train.Checkpoint(step=step, encoder=encoder, projector=projector, optimizer=adamw,
+                                     loss_scale=loss_scale)
+    checkpoint_dir = f"{run_dir}/checkpoints"
+    if not chief:  # every worker must take part in saving; only the chief's copy is kept
+        checkpoint_dir = f"{run_dir}/checkpoints/.worker-{strategy.cluster_resolver.task_id}"
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=config.run.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(f"{run_dir}/checkpoints")
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("resumed from %s at step %d", latest, int(step.numpy()))
+        _warn_if_statistics_changed(f"{run_dir}/encoder", band_mean, band_std)
+    start_step = int(step.numpy())
+    if start_step >= steps:
+        log.info("already trained for %d of %d steps; nothing to do (raise --steps to continue)", start_step, steps)
+        return 0
+
+    dataset = strategy.distribute_datasets_from_function(lambda context: data.train_stream(
+        shards, context.get_per_replica_batch_size(config.run.batch), seed=config.run.seed,
+        shuffle_buffer=config.run.shuffle_buffer, deterministic=config.run.deterministic,
+        skip_corrupt=config.run.skip_corrupt, start_step=start_step, input_context=context))
+    batches = iter(dataset)
+
+    # ------------------------------------------------------------------------------------------
+    # The step
+    # ------------------------------------------------------------------------------------------
+    train_step = build_step(config, strategy, State(encoder, projector, adamw, loss_scale, step), band_mean,
+                            band_std, steps).train
 
     # ------------------------------------------------------------------------------------------
     # Checkpoints, export, logs
