@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.flags import setting
 from pipeline.spectrogram import SpectrogramConfig
 
 
@@ -36,8 +37,9 @@ class UnusableAudio(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ClipSettings:
-    min_remainder_s: float = 2.0
-    short_sources: str = "loop"  # or "pad"
+    min_remainder_s: float = setting(2.0, "shortest trailing remainder of a long source kept (looped) as a clip, "
+                                          "seconds", flag="--min-remainder", metavar="S")
+    short_sources: str = setting("loop", "how sources shorter than 10 s are filled", choices=("loop", "pad"))
     silence_peak: float = 1e-5
 
     def __post_init__(self) -> None:

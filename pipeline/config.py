@@ -1,4 +1,5 @@
-"""Settings of one sharding job, as a frozen dataclass the command line fills in."""
+"""Settings of one sharding job, as a frozen dataclass; ``python -m pipeline``'s flags are generated from it
+(:mod:`pipeline.flags`). The spectrogram has no flags: the model card fixes it (DESIGN §1)."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,27 +9,34 @@ from typing import Any
 
 from pipeline.audio import ClipSettings
 from pipeline.fetch import FetchConfig, redact_url
+from pipeline.flags import setting
 from pipeline.segments import PACKAGED_LABELS
 from pipeline.spectrogram import SpectrogramConfig
-
-YOUTUBE_TEMPLATE = "https://www.youtube.com/watch?v={ytid}"
 
 
 @dataclasses.dataclass(frozen=True)
 class JobConfig:
     """Everything a worker needs to turn segments into shards (picklable, no secrets logged)."""
 
-    split: str
-    out: str
-    cache: str
-    segments: tuple[str, ...] = ()
-    labels: str = PACKAGED_LABELS
-    audio_dir: str | None = None
-    num_shards: int | None = None  # None: aim at ~200 MB per shard
-    limit: int | None = None
-    workers: int = dataclasses.field(default_factory=lambda: os.cpu_count() or 1)
-    skip_bad_rows: bool = False
-    allow_any_id: bool = False
+    split: str = setting(help="split these segments become", choices=("train", "eval"))
+    out: str = setting(help="shard directory (shared by both splits; refused if built with other settings)",
+                       metavar="SHARD_DIR")
+    cache: str = setting(help="downloaded audio and recorded failures: what makes a re-run cheap; may be shared "
+                              "by any number of jobs", metavar="CACHE_DIR")
+    segments: tuple[str, ...] = setting((), "AudioSet segment CSVs (YTID, start, end, labels); may be gs:// paths",
+                                        metavar="CSV")
+    labels: str = setting(PACKAGED_LABELS, "class_labels_indices.csv", metavar="CSV",
+                          shown="the copy shipped with MyGO, 527 classes")
+    audio_dir: str | None = setting(None, "local audio: matched to --segments by YTID (Y<ytid>.wav, "
+                                          "<ytid>_<start>.flac, <ytid>.m4a, ...), or without --segments every audio "
+                                          "file becomes unlabelled clips", metavar="DIR")
+    num_shards: int | None = setting(None, "shard count (default: about 200 MB per shard)", metavar="N")
+    limit: int | None = setting(None, "only the first N segments", metavar="N")
+    workers: int = setting(help="local worker processes (the DirectRunner's; other runners size their own)",
+                           metavar="N", default_factory=lambda: os.cpu_count() or 1, shown="one per core")
+    skip_bad_rows: bool = setting(False, "log and skip CSV rows that cannot be parsed instead of stopping")
+    allow_any_id: bool = setting(False, "accept IDs that are not AudioSet's 11-character YTIDs (still single safe "
+                                        "path parts)")
     fetch: FetchConfig = FetchConfig()
     clips: ClipSettings = ClipSettings()
     spectrogram: SpectrogramConfig = SpectrogramConfig()

@@ -61,6 +61,7 @@ from typing import Any
 
 import ffmpeg
 
+from pipeline.flags import setting
 from pipeline.segments import YTID_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -83,14 +84,20 @@ MIN_SECRET_LEN = 6
 
 @dataclasses.dataclass(frozen=True)
 class FetchConfig:
-    url_template: str = "https://www.youtube.com/watch?v={ytid}"
-    cookies: str | None = None        # cookies.txt path, yt-dlp 'cookiefile'
-    proxy: str | None = None          # yt-dlp 'proxy'
-    rate_limit: int | None = None     # bytes/s, yt-dlp 'ratelimit'
-    sleep_interval: float = 0.0       # seconds to sleep before each download
-    retries: int = 4                  # attempts for transient failures, exponential back-off
-    backoff_s: float = 2.0            # first back-off; doubles each time (tests set it small)
-    retry_failed: bool = False        # re-try permanent failures recorded in the cache
+    url_template: str = setting(
+        "https://www.youtube.com/watch?v={ytid}", "where a YTID is fetched from (with --audio-dir and no "
+        "template, segments without a local file are recorded as missing_local)", metavar="URL")
+    cookies: str | None = setting(None, "cookies.txt (Netscape format) for yt-dlp's 'cookiefile'; contents never "
+                                        "logged", metavar="FILE")
+    proxy: str | None = setting(None, "proxy URL for yt-dlp (credentials never logged)", metavar="URL")
+    rate_limit: int | None = setting(None, "bytes per second of each yt-dlp whole-file download (section downloads "
+                                           "run in ffmpeg, unthrottled: pace those with --sleep-interval)",
+                                     metavar="BYTES_PER_S")
+    sleep_interval: float = setting(0.0, "seconds to sleep before each download attempt", metavar="S")
+    retries: int = setting(4, "attempts for transient failures (429, bot check, network), with exponential back-off",
+                           metavar="N")
+    backoff_s: float = setting(2.0, "first back-off in seconds, doubled each attempt", flag="--backoff", metavar="S")
+    retry_failed: bool = setting(False, "retry segments whose permanent failure is recorded in the cache")
     socket_timeout: float = 30.0
 
     def __post_init__(self) -> None:

@@ -16,6 +16,9 @@ import json
 import typing
 from typing import Any
 
+from pipeline import flags
+from pipeline.flags import setting
+
 # width, depth, heads, MLP width, projector hidden width, embedding (projector output) width
 MODEL_SIZES: dict[str, dict[str, int]] = {
     # CPU tests and laptops: ~0.2 M parameters.
@@ -34,30 +37,21 @@ PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
 JIT_CHOICES = ("auto", "all", "views", "off")
 
 
-def _field(default: Any, help: str, flag: str | None = None, **kwargs: Any) -> Any:
-    metadata = {"help": help}
-    if flag is not None:
-        metadata["flag"] = flag
-    if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=lambda: default, metadata=metadata, **kwargs)
-    return dataclasses.field(default=default, metadata=metadata, **kwargs)
-
-
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The ViT encoder and its projector (DESIGN §4 Model). Unset numbers come from MODEL_SIZES."""
 
-    size: str = _field("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model")
-    width: int | None = _field(None, "token width (default: from --model)")
-    depth: int | None = _field(None, "transformer blocks (default: from --model)")
-    heads: int | None = _field(None, "attention heads (default: from --model)")
-    mlp_dim: int | None = _field(None, "hidden width of each block's MLP (default: from --model)")
-    projector_hidden: int | None = _field(None, "hidden width of the projector (default: from --model)")
-    projector_dim: int | None = _field(None, "embedding width z used by the loss (default: from --model)")
-    patch: int = _field(16, "patch size (mel bands and frames)")
-    stride: int = _field(10, "patch stride (mel bands and frames)")
-    max_time_patches: int = _field(64, "longest input in time patches that the relative time bias covers")
-    pool: str = _field("cls", "representation: cls, or cls+mean (CLS concatenated with the mean patch)")
+    size: str = setting("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model")
+    width: int | None = setting(None, "token width (default: from --model)")
+    depth: int | None = setting(None, "transformer blocks (default: from --model)")
+    heads: int | None = setting(None, "attention heads (default: from --model)")
+    mlp_dim: int | None = setting(None, "hidden width of each block's MLP (default: from --model)")
+    projector_hidden: int | None = setting(None, "hidden width of the projector (default: from --model)")
+    projector_dim: int | None = setting(None, "embedding width z used by the loss (default: from --model)")
+    patch: int = setting(16, "patch size (mel bands and frames)")
+    stride: int = setting(10, "patch stride (mel bands and frames)")
+    max_time_patches: int = setting(64, "longest input in time patches that the relative time bias covers")
+    pool: str = setting("cls", "representation: cls, or cls+mean (CLS concatenated with the mean patch)")
 
     def __post_init__(self) -> None:
         if self.size not in MODEL_SIZES:
@@ -75,16 +69,16 @@ class ModelConfig:
 class AugmentConfig:
     """Ranges of the augmentations of one kind of view (DESIGN §4 Views); 0 switches one off."""
 
-    pitch_shift: float = _field(0.0, "pitch shift: largest shift along the mel axis, in bands (fractional)")
-    time_stretch: float = _field(0.0, "time stretch: playback rate drawn log-uniformly in [1/(1+a), 1+a]")
-    volume_db: float = _field(0.0, "volume: a constant drawn uniformly in [-a, a] dB")
-    convolution_db: float = _field(0.0, "random convolution: peak of a smooth random curve over frequency, dB")
-    channel_drop: float = _field(0.0, "channel drop: probability of replacing a channel by the other or the mean")
-    noise: float = _field(0.0, "noise injection: probability of power-adding a noise floor")
-    noise_db: tuple[float, float] = _field((-30.0, -10.0), "noise floor relative to the view's mean level, dB")
-    freq_mask: float = _field(0.0, "frequency masking: probability of blanking a band of mel rows")
-    freq_mask_bands: int = _field(32, "frequency masking: widest band, in mel rows")
-    patch_mask: float = _field(0.0, "patch masking: largest fraction of patch tokens zeroed")
+    pitch_shift: float = setting(0.0, "pitch shift: largest shift along the mel axis, in bands (fractional)")
+    time_stretch: float = setting(0.0, "time stretch: playback rate drawn log-uniformly in [1/(1+a), 1+a]")
+    volume_db: float = setting(0.0, "volume: a constant drawn uniformly in [-a, a] dB")
+    convolution_db: float = setting(0.0, "random convolution: peak of a smooth random curve over frequency, dB")
+    channel_drop: float = setting(0.0, "channel drop: probability of replacing a channel by the other or the mean")
+    noise: float = setting(0.0, "noise injection: probability of power-adding a noise floor")
+    noise_db: tuple[float, float] = setting((-30.0, -10.0), "noise floor relative to the view's mean level, dB")
+    freq_mask: float = setting(0.0, "frequency masking: probability of blanking a band of mel rows")
+    freq_mask_bands: int = setting(32, "frequency masking: widest band, in mel rows")
+    patch_mask: float = setting(0.0, "patch masking: largest fraction of patch tokens zeroed")
 
     def __post_init__(self) -> None:
         for name in ("channel_drop", "noise", "freq_mask", "patch_mask"):
@@ -106,15 +100,15 @@ LOCAL_AUGMENT = AugmentConfig(
 class ViewConfig:
     """How many views of which length (DESIGN §4 Views), and their augmentations."""
 
-    global_views: int = _field(2, "global views per clip")
-    local_views: int = _field(6, "local views per clip")
-    global_frames: int = _field(226, "frames of a global view after resampling ((frames - 16) % 10 == 0)")
-    local_frames: int = _field(66, "frames of a local view after resampling ((frames - 16) % 10 == 0)")
-    global_crop: tuple[float, float] = _field((0.8, 1.0), "fraction of the clip a global view covers (low, high)")
-    local_crop: tuple[float, float] = _field((0.15, 0.4), "fraction of the clip a local view covers (low, high)")
-    min_band_std: float = _field(1.0, "floor of the per-band standard deviation used to normalise, dB")
-    global_augment: AugmentConfig = _field(GLOBAL_AUGMENT, "augmentations of global views")
-    local_augment: AugmentConfig = _field(LOCAL_AUGMENT, "augmentations of local views")
+    global_views: int = setting(2, "global views per clip")
+    local_views: int = setting(6, "local views per clip")
+    global_frames: int = setting(226, "frames of a global view after resampling ((frames - 16) % 10 == 0)")
+    local_frames: int = setting(66, "frames of a local view after resampling ((frames - 16) % 10 == 0)")
+    global_crop: tuple[float, float] = setting((0.8, 1.0), "fraction of the clip a global view covers (low, high)")
+    local_crop: tuple[float, float] = setting((0.15, 0.4), "fraction of the clip a local view covers (low, high)")
+    min_band_std: float = setting(1.0, "floor of the per-band standard deviation used to normalise, dB")
+    global_augment: AugmentConfig = setting(GLOBAL_AUGMENT, "augmentations of global views")
+    local_augment: AugmentConfig = setting(LOCAL_AUGMENT, "augmentations of local views")
 
     def check_frames(self, patch: int, stride: int) -> None:
         for name in ("global_frames", "local_frames"):
@@ -141,14 +135,14 @@ class ViewConfig:
 class LossConfig:
     """LeJEPA (DESIGN §4 LeJEPA loss)."""
 
-    lambda_: float = _field(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
+    lambda_: float = setting(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
     # Default "mean": with DESIGN §4's literal squared norm ("sum") and λ = 0.05, tiny collapses
     # (embedding std 0.001, SIGReg stuck at its collapsed value); λ was tuned on the mean form.
-    invariance: str = _field("mean", "invariance distance over embedding dimensions: mean (LeJEPA's reference "
-                                     "code, the default) or sum (‖·‖² as DESIGN §4 writes it, = mean · D)")
-    directions: int = _field(1024, "random 1-D projections per step for SIGReg")
-    t_points: int = _field(17, "Epps-Pulley integration points")
-    t_max: float = _field(3.0, "Epps-Pulley integration range [0, t_max]")
+    invariance: str = setting("mean", "invariance distance over embedding dimensions: mean (LeJEPA's reference "
+                                       "code, the default) or sum (‖·‖² as DESIGN §4 writes it, = mean · D)")
+    directions: int = setting(1024, "random 1-D projections per step for SIGReg")
+    t_points: int = setting(17, "Epps-Pulley integration points")
+    t_max: float = setting(3.0, "Epps-Pulley integration range [0, t_max]")
 
 
     def __post_init__(self) -> None:
@@ -162,36 +156,36 @@ class LossConfig:
 class OptimConfig:
     """AdamW with linear warm-up and cosine decay."""
 
-    lr: float = _field(5e-4, "peak learning rate per 256 examples (scaled linearly with --batch)")
-    weight_decay: float = _field(0.05, "decoupled weight decay (kernels only, not biases, norms or embeddings)")
-    beta1: float = _field(0.9, "AdamW β1")
-    beta2: float = _field(0.999, "AdamW β2")
-    epsilon: float = _field(1e-8, "AdamW ε")
-    warmup: float = _field(0.1, "warm-up: a fraction of the steps (< 1) or a number of steps (>= 1)")
-    min_lr: float = _field(0.01, "final learning rate as a fraction of the peak")
-    clip_norm: float = _field(1.0, "clip the global gradient norm to this (0: no clipping)")
+    lr: float = setting(5e-4, "peak learning rate per 256 examples (scaled linearly with --batch)")
+    weight_decay: float = setting(0.05, "decoupled weight decay (kernels only, not biases, norms or embeddings)")
+    beta1: float = setting(0.9, "AdamW β1")
+    beta2: float = setting(0.999, "AdamW β2")
+    epsilon: float = setting(1e-8, "AdamW ε")
+    warmup: float = setting(0.1, "warm-up: a fraction of the steps (< 1) or a number of steps (>= 1)")
+    min_lr: float = setting(0.01, "final learning rate as a fraction of the peak")
+    clip_norm: float = setting(1.0, "clip the global gradient norm to this (0: no clipping)")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Where, how long, on what."""
 
-    shards: str = _field("", "shard directory (manifest.json and train-*.tfrecord)")
-    out: str = _field("", "run directory: config, checkpoints, TensorBoard, exported encoder")
-    batch: int = _field(256, "global batch (clips per step over all replicas)")
-    steps: int | None = _field(None, "training steps (or give --epochs)")
-    epochs: float | None = _field(None, "passes over the train split (default 100 when --steps is not given)")
-    seed: int = _field(0, "seed of initialisation, data order, views and SIGReg directions")
-    precision: str = _field("auto", "auto (bf16 on GPU, float32 on CPU), " + ", ".join(PRECISIONS[1:]))
-    checkpoint_every: int = _field(1000, "steps between checkpoints (one is also written at the end and on SIGTERM)")
-    keep_checkpoints: int = _field(3, "checkpoints kept")
-    log_every: int = _field(10, "steps between console lines and TensorBoard points")
-    cpu_devices: int = _field(1, "split the CPU into K logical devices (MirroredStrategy with K replicas, no GPU)")
-    skip_corrupt: bool = _field(False, "skip truncated or corrupt shards (counted and reported) instead of stopping")
-    deterministic: bool = _field(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
-    shuffle_buffer: int = _field(1024, "examples in the shuffle buffer of each input pipeline")
-    jit: str = _field("auto", "XLA: all (views and model), views (views only), off; auto = all on GPU, views on "
-                              "CPU (where TensorFlow's oneDNN kernels run the model 2-3x faster than XLA)")
+    shards: str = setting("", "shard directory (manifest.json and train-*.tfrecord)")
+    out: str = setting("", "run directory: config, checkpoints, TensorBoard, exported encoder")
+    batch: int = setting(256, "global batch (clips per step over all replicas)")
+    steps: int | None = setting(None, "training steps (or give --epochs)")
+    epochs: float | None = setting(None, "passes over the train split (default 100 when --steps is not given)")
+    seed: int = setting(0, "seed of initialisation, data order, views and SIGReg directions")
+    precision: str = setting("auto", "auto (bf16 on GPU, float32 on CPU), " + ", ".join(PRECISIONS[1:]))
+    checkpoint_every: int = setting(1000, "steps between checkpoints (one is also written at the end and on SIGTERM)")
+    keep_checkpoints: int = setting(3, "checkpoints kept")
+    log_every: int = setting(10, "steps between console lines and TensorBoard points")
+    cpu_devices: int = setting(1, "split the CPU into K logical devices (MirroredStrategy with K replicas, no GPU)")
+    skip_corrupt: bool = setting(False, "skip truncated or corrupt shards (counted and reported) instead of stopping")
+    deterministic: bool = setting(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
+    shuffle_buffer: int = setting(1024, "examples in the shuffle buffer of each input pipeline")
+    jit: str = setting("auto", "XLA: all (views and model), views (views only), off; auto = all on GPU, views on "
+                                "CPU (where TensorFlow's oneDNN kernels run the model 2-3x faster than XLA)")
 
     def __post_init__(self) -> None:
         if self.jit not in JIT_CHOICES:
@@ -211,11 +205,11 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    model: ModelConfig = _field(ModelConfig(), "")
-    views: ViewConfig = _field(ViewConfig(), "")
-    loss: LossConfig = _field(LossConfig(), "")
-    optim: OptimConfig = _field(OptimConfig(), "")
-    run: RunConfig = _field(RunConfig(), "")
+    model: ModelConfig = setting(ModelConfig(), "")
+    views: ViewConfig = setting(ViewConfig(), "")
+    loss: LossConfig = setting(LossConfig(), "")
+    optim: OptimConfig = setting(OptimConfig(), "")
+    run: RunConfig = setting(RunConfig(), "")
 
     def __post_init__(self) -> None:
         self.views.check_frames(self.model.patch, self.model.stride)
@@ -286,53 +280,17 @@ RESUMABLE = frozenset({
 })
 
 
-def _flags(cls: type, path: str = "", prefix: str = "") -> list[tuple[str, str, Any, dataclasses.Field]]:
-    """(dotted name, flag, type, field) for every leaf setting."""
-    hints = typing.get_type_hints(cls)
-    rows = []
-    for field in dataclasses.fields(cls):
-        kind = hints[field.name]
-        dotted = f"{path}{field.name}"
-        if dataclasses.is_dataclass(kind):
-            rows += _flags(kind, dotted + ".", prefix + _PREFIXES.get(field.name, ""))
-            continue
-        flag = field.metadata.get("flag") or "--" + prefix + field.name.rstrip("_").replace("_", "-")
-        rows.append((dotted, flag, kind, field))
-    return rows
-
-
-FLAGS = _flags(Config)
+FLAGS = flags.flags(Config, prefixes=_PREFIXES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one flag per setting. Unset flags stay out of the namespace (so resume can tell)."""
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    seen = set()
-    for dotted, flag, kind, field in FLAGS:
-        if flag in seen:
-            raise RuntimeError(f"two settings share the flag {flag}")
-        seen.add(flag)
-        section = dotted.split(".")[0]
-        group = groups.setdefault(section, parser.add_argument_group(f"{section} settings"))
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help = field.metadata["help"] + ("" if default is None else f" (default: {default})")
-        help = help.replace("%", "%%")
-        kwargs: dict[str, Any] = dict(dest=dotted, default=argparse.SUPPRESS, help=help)
-        args = typing.get_args(kind)
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(kind) is tuple:
-            group.add_argument(flag, type=args[0], nargs=len(args), metavar=("LOW", "HIGH"), **kwargs)
-        else:
-            base = next((a for a in args if a is not type(None)), kind) if args else kind
-            group.add_argument(flag, type=base, metavar=flag.lstrip("-").split("-")[-1].upper(), **kwargs)
+    flags.add_arguments(parser, FLAGS)
 
 
 def given_settings(namespace: argparse.Namespace) -> dict[str, Any]:
     """{dotted setting: value} for the flags present on the command line."""
-    dotted = {row[0] for row in FLAGS}
-    return {key: (tuple(value) if isinstance(value, list) else value) for key, value in vars(namespace).items()
-            if key in dotted}
+    return flags.given(namespace, FLAGS)
 
 
 def config_from_settings(settings: dict[str, Any], base: Config | None = None) -> Config:
@@ -349,7 +307,7 @@ def differences(saved: Config, settings: dict[str, Any]) -> list[str]:
             node = node[part]
         current = tuple(node) if isinstance(node, list) else node
         if current != value and dotted not in RESUMABLE:
-            flag = next(row[1] for row in FLAGS if row[0] == dotted)
+            flag = next(row.flag for row in FLAGS if row.dotted == dotted)
             problems.append(f"{flag}: the run was started with {current!r}, now {value!r}")
     return problems
 

@@ -1,0 +1,94 @@
+"""``python -m pipeline``'s command line: its flags fill JobConfig, every other option reaches Beam.
+
+The runner commands of the README are parsed here as they are written there (no job is run)."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from pipeline import __main__ as cli
+from pipeline.audio import ClipSettings
+from pipeline.config import JobConfig
+from pipeline.fetch import FetchConfig
+from pipeline.run import SETUP_FILE, beam_options
+
+REQUIRED = ["--split", "train", "--out", "gs://b/shards", "--cache", "gs://b/cache", "--segments", "a.csv"]
+
+DATAFLOW = ["--runner", "DataflowRunner", "--project", "my-project", "--region", "europe-west4",
+            "--temp_location", "gs://b/tmp", "--setup_file", "./setup.py",
+            "--sdk_container_image", "europe-west4-docker.pkg.dev/p/r/mygo-pipeline:0.1.0",
+            "--num_workers", "32", "--max_num_workers", "32", "--machine_type", "n2-standard-4",
+            "--disk_size_gb", "50", "--experiments", "use_runner_v2", "--sdk_location", "container",
+            "--label", "team=audio"]
+PORTABLE = ["--runner", "PortableRunner", "--job_endpoint", "localhost:8099", "--environment_type", "DOCKER",
+            "--environment_config", "mygo-pipeline:0.1.0"]
+FLINK = ["--runner", "FlinkRunner", "--flink_master", "flink-jobmanager:8081", "--parallelism", "64",
+         "--environment_type", "DOCKER", "--environment_config", "mygo-pipeline:0.1.0"]
+SPARK = ["--runner", "SparkRunner", "--spark_master_url", "spark://spark-master:7077",
+         "--environment_type", "DOCKER", "--environment_config", "mygo-pipeline:0.1.0"]
+
+
+def split(*argv: str) -> tuple[JobConfig, list[str]]:
+    args, beam_args = cli.parser().parse_known_args(list(argv))
+    return cli.config_from_args(args), beam_args
+
+
+def test_every_flag_reaches_its_setting():
+    config, beam_args = split(
+        "--segments", "a.csv", "b.csv", "--split", "eval", "--out", "o", "--cache", "c", "--labels", "l.csv",
+        "--audio-dir", "d", "--url-template", "http://m/{ytid}", "--num-shards", "3", "--limit", "5", "--workers", "2",
+        "--skip-bad-rows", "--allow-any-id", "--retry-failed", "--cookies", "k.txt", "--proxy", "http://p:1",
+        "--rate-limit", "1000", "--sleep-interval", "0.5", "--retries", "2", "--backoff", "0.1",
+        "--min-remainder", "1", "--short-sources", "pad")
+    assert beam_args == []
+    assert config == JobConfig(
+        split="eval", out="o", cache="c", segments=("a.csv", "b.csv"), labels="l.csv", audio_dir="d", num_shards=3,
+        limit=5, workers=2, skip_bad_rows=True, allow_any_id=True,
+        fetch=FetchConfig(url_template="http://m/{ytid}", cookies="k.txt", proxy="http://p:1", rate_limit=1000,
+                          sleep_interval=0.5, retries=2, backoff_s=0.1, retry_failed=True),
+        clips=ClipSettings(min_remainder_s=1.0, short_sources="pad"))
+
+
+def test_unset_flags_keep_the_dataclass_defaults():
+    config, _ = split(*REQUIRED)
+    assert config == JobConfig(split="train", out="gs://b/shards", cache="gs://b/cache", segments=("a.csv",))
+
+
+def test_local_audio_without_a_template_fetches_nothing():
+    config, _ = split("--audio-dir", "d", "--split", "train", "--out", "o", "--cache", "c")
+    assert config.fetch.url_template == ""
+    config, _ = split("--audio-dir", "d", "--segments", "a.csv", "--split", "train", "--out", "o", "--cache", "c",
+                      "--url-template", "http://m/{ytid}")
+    assert config.fetch.url_template == "http://m/{ytid}"
+
+
+def test_main_hands_every_unknown_option_to_beam(monkeypatch):
+    calls = []
+    monkeypatch.setattr("pipeline.run.run", lambda config, beam_args, argv: calls.append((config, beam_args)))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    assert cli.main([*REQUIRED[:4], *DATAFLOW[:4], *REQUIRED[4:], *DATAFLOW[4:]]) == 0
+    (config, beam_args), = calls
+    assert beam_args == DATAFLOW and config.out == "gs://b/shards"
+
+
+@pytest.mark.parametrize("runner_args, expected", [
+    (DATAFLOW, {"runner": "DataflowRunner", "project": "my-project", "region": "europe-west4",
+                "temp_location": "gs://b/tmp", "setup_file": "./setup.py", "num_workers": 32, "max_num_workers": 32,
+                "sdk_container_image": "europe-west4-docker.pkg.dev/p/r/mygo-pipeline:0.1.0",
+                "machine_type": "n2-standard-4", "disk_size_gb": 50, "experiments": ["use_runner_v2"],
+                "sdk_location": "container", "labels": ["team=audio"]}),
+    (PORTABLE, {"runner": "PortableRunner", "job_endpoint": "localhost:8099", "environment_type": "DOCKER",
+                "environment_config": "mygo-pipeline:0.1.0", "setup_file": str(SETUP_FILE)}),
+    (FLINK, {"runner": "FlinkRunner", "flink_master": "flink-jobmanager:8081", "parallelism": 64,
+             "environment_config": "mygo-pipeline:0.1.0"}),
+    (SPARK, {"runner": "SparkRunner", "spark_master_url": "spark://spark-master:7077",
+             "environment_config": "mygo-pipeline:0.1.0"}),
+    ([], {"runner": "DirectRunner", "direct_running_mode": "multi_processing", "direct_num_workers": 2}),
+], ids=["dataflow", "portable", "flink", "spark", "local"])
+def test_readme_runner_options_are_all_understood_by_beam(runner_args, expected, caplog):
+    config, beam_args = split(*REQUIRED, "--workers", "2", *runner_args)
+    with caplog.at_level(logging.WARNING):
+        options = beam_options(config, beam_args).get_all_options()
+    assert "Discarding unparseable args" not in caplog.text  # what Beam says of an option it does not know
+    assert {key: options[key] for key in expected} == expected
