@@ -19,11 +19,13 @@ DATAFLOW = ["--runner", "DataflowRunner", "--project", "my-project", "--region",
             "--temp_location", "gs://b/tmp", "--setup_file", "./setup.py",
             "--sdk_container_image", "europe-west4-docker.pkg.dev/p/r/mygo-pipeline:0.1.0",
             "--num_workers", "32", "--max_num_workers", "32", "--machine_type", "n2-standard-4",
-            "--disk_size_gb", "50", "--experiments", "use_runner_v2", "--sdk_location", "container",
-            "--label", "team=audio"]
+            "--label", "dataset=audioset"]
+PACED = ["--number_of_worker_harness_threads", "1", "--experiments", "no_use_multiple_sdk_containers",
+         "--sleep-interval", "2"]
 PORTABLE = ["--runner", "PortableRunner", "--job_endpoint", "localhost:8099", "--environment_type", "DOCKER",
             "--environment_config", "mygo-pipeline:0.1.0"]
-FLINK = ["--runner", "FlinkRunner", "--flink_master", "flink-jobmanager:8081", "--parallelism", "64",
+FLINK = ["--runner", "FlinkRunner", "--flink_master", "flink-jobmanager:8081", "--flink_version", "1.20",
+         "--parallelism", "64",
          "--environment_type", "DOCKER", "--environment_config", "mygo-pipeline:0.1.0"]
 SPARK = ["--runner", "SparkRunner", "--spark_master_url", "spark://spark-master:7077",
          "--environment_type", "DOCKER", "--environment_config", "mygo-pipeline:0.1.0"]
@@ -76,18 +78,19 @@ def test_main_hands_every_unknown_option_to_beam(monkeypatch):
     (DATAFLOW, {"runner": "DataflowRunner", "project": "my-project", "region": "europe-west4",
                 "temp_location": "gs://b/tmp", "setup_file": "./setup.py", "num_workers": 32, "max_num_workers": 32,
                 "sdk_container_image": "europe-west4-docker.pkg.dev/p/r/mygo-pipeline:0.1.0",
-                "machine_type": "n2-standard-4", "disk_size_gb": 50, "experiments": ["use_runner_v2"],
-                "sdk_location": "container", "labels": ["team=audio"]}),
+                "machine_type": "n2-standard-4", "labels": ["dataset=audioset"]}),
+    (DATAFLOW + PACED, {"number_of_worker_harness_threads": 1, "experiments": ["no_use_multiple_sdk_containers"]}),
     (PORTABLE, {"runner": "PortableRunner", "job_endpoint": "localhost:8099", "environment_type": "DOCKER",
                 "environment_config": "mygo-pipeline:0.1.0", "setup_file": str(SETUP_FILE)}),
-    (FLINK, {"runner": "FlinkRunner", "flink_master": "flink-jobmanager:8081", "parallelism": 64,
+    (FLINK, {"runner": "FlinkRunner", "flink_master": "flink-jobmanager:8081", "flink_version": "1.20", "parallelism": 64,
              "environment_config": "mygo-pipeline:0.1.0"}),
     (SPARK, {"runner": "SparkRunner", "spark_master_url": "spark://spark-master:7077",
              "environment_config": "mygo-pipeline:0.1.0"}),
     ([], {"runner": "DirectRunner", "direct_running_mode": "multi_processing", "direct_num_workers": 2}),
-], ids=["dataflow", "portable", "flink", "spark", "local"])
+], ids=["dataflow", "dataflow-paced", "portable", "flink", "spark", "local"])
 def test_readme_runner_options_are_all_understood_by_beam(runner_args, expected, caplog):
     config, beam_args = split(*REQUIRED, "--workers", "2", *runner_args)
+    assert config.labels == JobConfig.__dataclass_fields__["labels"].default  # Beam's --label stays Beam's
     with caplog.at_level(logging.WARNING):
         options = beam_options(config, beam_args).get_all_options()
     assert "Discarding unparseable args" not in caplog.text  # what Beam says of an option it does not know
