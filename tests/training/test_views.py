@@ -70,6 +70,16 @@ def test_time_stretch_changes_the_rate_within_its_range(run):
     np.testing.assert_allclose(np.diff(out[0, 0, :, 0]), 30 / 16, rtol=1e-5)
 
 
+def test_crops_of_several_views_are_view_major(run):
+    # Clip b is a ramp offset by 1000·b; 3 crops of 2 clips: row v·2 + b must come from clip b.
+    ramps = (tf.range(FRAMES, dtype=tf.float32)[None, None, :, None] + 1000.0 * tf.range(2.0)[:, None, None, None])
+    ramps = tf.broadcast_to(ramps, (2, 4, FRAMES, 2))
+    start = tf.constant([0.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    out = run(views.crop_resample, ramps, start, tf.fill([6], 16.0), 16)
+    assert out.shape == (6, 4, 16, 2)
+    np.testing.assert_allclose(out[:, 0, 0, 0], 1000.0 * np.array([0, 1, 0, 1, 0, 1]) + start.numpy(), atol=1e-4)
+
+
 def test_volume_moves_the_mean_by_the_offset(run):
     x = noise_batch()
     gain = tf.constant([-6.0, 0.0, 2.5, 6.0])
