@@ -179,7 +179,7 @@ def test_normalisation_uses_the_band_statistics(run):
     out = run(views.normalise, x, mean, std)
     assert np.abs(out.mean(axis=(0, 2, 3))).max() < 0.15
     np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1.0, atol=0.1)
-    floored_mean, floored_std = views.band_statistics([0.0, 0.0], [0.01, 3.0], min_std=1.0)
+    _, floored_std = views.band_statistics([0.0, 0.0], [0.01, 3.0], min_std=1.0)
     np.testing.assert_array_equal(floored_std, [1.0, 3.0])
 
 
@@ -210,7 +210,7 @@ def test_views_are_the_same_eagerly_and_compiled_and_depend_on_the_seed():
     x = noise_batch(2)
     mean, std = identity_stats()
     config = ViewConfig(global_frames=96, local_frames=36)
-    make = lambda seed: views.all_views(x, mean, std, seed, config)  # noqa: E731
+    make = lambda seed: views.all_views(x, mean, std, seed, config)
     eager = make(views.step_seed(0, tf.constant(5, tf.int64), 1))
     compiled = tf.function(make, jit_compile=True)(views.step_seed(0, tf.constant(5, tf.int64), 1))
     np.testing.assert_allclose(compiled[0].x, eager[0].x, atol=2e-3)
