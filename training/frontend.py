@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.audio import ClipSettings
-from pipeline.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, mel_filterbank, nonzero_band
+from pipeline.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, analysis_window, mel_filterbank, nonzero_band
 
 
 class LogMelFrontEnd(tf.Module):
@@ -28,9 +28,7 @@ class LogMelFrontEnd(tf.Module):
         filterbank = mel_filterbank(config)
         self.band = nonzero_band(filterbank)
         self.filterbank = tf.constant(filterbank[:, self.band[0] : self.band[1]].T.astype(np.float64))
-        window = np.hanning(config.win_length + 1)[:-1]  # periodic Hann, as scipy's fftbins=True
-        pad = (config.n_fft - config.win_length) // 2
-        self.window = tf.constant(np.pad(window, (pad, config.n_fft - config.win_length - pad)))
+        self.window = tf.constant(analysis_window(config))
 
     def __call__(self, audio: tf.Tensor) -> tf.Tensor:
         config = self.config

@@ -2,8 +2,11 @@
 import librosa
 import numpy as np
 import pytest
+import scipy.signal
 
-from pipeline.spectrogram import DEFAULT_CONFIG, LogMel, SpectrogramConfig, log_mel, mel_filterbank, nonzero_band
+from pipeline.spectrogram import (
+    DEFAULT_CONFIG, SpectrogramConfig, analysis_window, log_mel, mel_filterbank, mel_triangles, nonzero_band,
+)
 
 
 def librosa_log_mel(channel: np.ndarray, config: SpectrogramConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -55,7 +58,17 @@ def test_band_restriction_keeps_every_nonzero_weight():
     assert np.count_nonzero(filterbank[:, :low]) == 0 and np.count_nonzero(filterbank[:, high:]) == 0
     # 12 kHz at 48 kHz / 4096 bins is bin 1024: nothing above it is computed.
     assert high <= 1026 and low >= 1
-    assert LogMel().band_filterbank.nnz == np.count_nonzero(filterbank)
+    first_bins, widths, weights = mel_triangles(filterbank)
+    rebuilt = np.zeros_like(filterbank)
+    for band, (first, width) in enumerate(zip(first_bins, widths)):
+        rebuilt[band, first : first + width] = weights[band, :width]
+    np.testing.assert_array_equal(rebuilt, filterbank)
+    assert widths.max() < 32  # triangles are narrow: the point of summing each over its own bins
+
+
+def test_window_is_scipys_periodic_hann():
+    expected = scipy.signal.get_window("hann", DEFAULT_CONFIG.win_length, fftbins=True)
+    np.testing.assert_allclose(analysis_window(), expected, rtol=0, atol=1e-15)
 
 
 def test_other_lengths_and_mono():
@@ -65,6 +78,9 @@ def test_other_lengths_and_mono():
     np.testing.assert_allclose(ours[..., 0], librosa_log_mel(audio[:, 0]), atol=0.01, rtol=0)
     with pytest.raises(ValueError, match="samples, channels"):
         log_mel(audio[:, 0])
+    uncentred = SpectrogramConfig(center=False)
+    with pytest.raises(ValueError, match="shorter than one FFT frame"):
+        log_mel(audio[:1000], uncentred)
 
 
 def test_config_round_trip_and_differences():
