@@ -22,7 +22,8 @@ setup(
         "yt-dlp>=2026.10.26",
         "ffmpeg-python==0.2.0",
         "librosa==0.11.0",
-        "numpy>=1.26",
+        "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
+        "numba>=0.59",  # the front end's two kernels (librosa needs it too)
         "scipy>=1.13",
         "pandas>=2.2",
         "tqdm>=4.66",
