@@ -2,7 +2,7 @@
 
 It computes what :func:`pipeline.spectrogram.log_mel` computes, from the same
 :class:`~pipeline.spectrogram.SpectrogramConfig` and the same librosa filterbank (baked in as a
-constant, so an exported SavedModel needs neither librosa nor this project), and agrees with it
+constants, so an exported SavedModel needs neither librosa nor this project), and agrees with it
 to within 0.01 dB (tests/training/test_frontend.py). Like the NumPy front end it windows and
 transforms in float64: a float32 FFT misses by up to 0.08 dB in bands ~120 dB below a loud tone.
 
@@ -16,18 +16,32 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.audio import ClipSettings
-from pipeline.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, analysis_window, mel_filterbank, nonzero_band
+from pipeline.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, analysis_window, mel_filterbank, mel_triangles
 
 
 class LogMelFrontEnd(tf.Module):
-    """[batch, samples, channels] float32 audio → [batch, mel, frames, channels] float32 dB."""
+    """[batch, samples, channels] float32 audio → [batch, mel, frames, channels] float32 dB.
+
+    The mel product is split by groups of :attr:`bands_per_matmul` neighbouring mel bands, each
+    multiplied with only the FFT bins its triangles touch: 8 small matmuls do 1/8 of the dense
+    [1018 bins × 256 bands] product's work. Powers are cast to float32 first, as the NumPy front
+    end stores its sums: they are ≥ 0, so nothing cancels (< 1e-5 dB). Together that took a clip
+    from 14.5 to ~9.4 ms in a tf.function and 12.5 to ~7.4 ms with XLA (benchmarks/features.py).
+    """
+
+    bands_per_matmul = 32
 
     def __init__(self, config: SpectrogramConfig = DEFAULT_CONFIG, name: str | None = None) -> None:
         super().__init__(name=name)
         self.config = config
         filterbank = mel_filterbank(config)
-        self.band = nonzero_band(filterbank)
-        self.filterbank = tf.constant(filterbank[:, self.band[0] : self.band[1]].T.astype(np.float64))
+        first_bins, widths, _ = mel_triangles(filterbank)
+        self.groups = []  # (first bin, end bin, weights [bins, bands] float32) per group of bands
+        for band in range(0, config.n_mels, self.bands_per_matmul):
+            bands = slice(band, band + self.bands_per_matmul)
+            low, high = int(first_bins[bands].min()), int((first_bins + widths)[bands].max())
+            self.groups.append((low, high, tf.constant(filterbank[bands, low:high].T)))
+        self.high = max(high for _, high, _ in self.groups)
         self.window = tf.constant(analysis_window(config))
 
     def __call__(self, audio: tf.Tensor) -> tf.Tensor:
@@ -37,11 +51,11 @@ class LogMelFrontEnd(tf.Module):
             half = config.n_fft // 2
             signal = tf.pad(signal, [[0, 0], [0, 0], [half, half]])
         frames = tf.signal.frame(signal, config.n_fft, config.hop_length)  # [b, c, frames, n_fft]
-        spectrum = tf.signal.rfft(tf.cast(frames, tf.float64) * self.window)[..., self.band[0] : self.band[1]]
-        power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
-        mel = tf.einsum("bcfk,km->bmfc", power, self.filterbank)
+        spectrum = tf.signal.rfft(tf.cast(frames, tf.float64) * self.window)[..., : self.high]
+        power = tf.cast(tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum)), tf.float32)
+        mel = tf.concat([tf.matmul(power[..., low:high], weights) for low, high, weights in self.groups], axis=-1)
         db = 10.0 * tf.math.log(tf.maximum(mel, config.amin)) / np.log(10.0)
-        return tf.cast(db, tf.float32)
+        return tf.transpose(db, [0, 3, 2, 1])  # [b, mel, frames, c]
 
 
 def clip_windows(
