@@ -200,19 +200,27 @@ def read_labelled_audio(source: str) -> list[LabelledFile]:
     return files
 
 
-def file_windows(files: list[LabelledFile], owners: list[int]) -> Iterator[np.ndarray]:
+def file_windows(files: list[LabelledFile], owners: list[int], skipped: list[dict]) -> Iterator[np.ndarray]:
     """Log-mel windows of every file (pipeline decoding, clip rules and front end), in batches;
-    appends the index of the file each window came from to ``owners``."""
-    from pipeline.audio import ClipSettings, DecodeError, DecodeRequest, decode_many, make_clips
+    appends the index of the file each window came from to ``owners``. A file that does not
+    decode or makes no clip (silent, too short) is logged and appended to ``skipped`` with the
+    reason, so one bad file in a folder of thousands does not throw the embedding work away."""
+    from pipeline.audio import ClipSettings, DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
     from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
 
     batch: list[np.ndarray] = []
     for first in range(0, len(files), 16):
         chunk = files[first : first + 16]
         for offset, audio in enumerate(decode_many([DecodeRequest(f.path) for f in chunk], DEFAULT_CONFIG)):
-            if isinstance(audio, DecodeError):
-                raise DecodeError(f"{chunk[offset].path}: {audio}")
-            for clip in make_clips(audio, DEFAULT_CONFIG, ClipSettings()):
+            try:
+                if isinstance(audio, DecodeError):
+                    raise audio
+                clips = make_clips(audio, DEFAULT_CONFIG, ClipSettings())
+            except (DecodeError, UnusableAudio) as error:
+                log.warning("skipping %s: %s", chunk[offset].path, error)
+                skipped.append({"path": chunk[offset].path, "reason": str(error)})
+                continue
+            for clip in clips:
                 batch.append(log_mel(clip).astype(np.float16))
                 owners.append(first + offset)
                 if len(batch) == BATCH:
@@ -222,9 +230,11 @@ def file_windows(files: list[LabelledFile], owners: list[int]) -> Iterator[np.nd
         yield np.stack(batch)
 
 
-def mean_per_file(windows: np.ndarray, owners: list[int], files: int) -> np.ndarray:
+def mean_per_file(windows: np.ndarray, owners: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the files that made windows, the mean of each one's windows)."""
     owners_array = np.asarray(owners)
-    return np.stack([windows[owners_array == index].mean(axis=0) for index in range(files)])
+    kept = np.unique(owners_array)
+    return kept, np.stack([windows[owners_array == index].mean(axis=0) for index in kept])
 
 
 def accuracy_by_folds(features: np.ndarray, labels: np.ndarray, folds: np.ndarray | None, seed: int) -> dict:
@@ -248,13 +258,15 @@ def accuracy_by_folds(features: np.ndarray, labels: np.ndarray, folds: np.ndarra
 def probe_audio(source: str, featurize: dict[str, Featurizer], seed: int) -> dict:
     files = read_labelled_audio(source)
     owners: list[int] = []
-    windows = embed(file_windows(files, owners), featurize, "audio")
-    labels = np.asarray([f.label for f in files])
-    folds = np.asarray([f.fold for f in files]) if files[0].fold is not None else None
-    results = {name: accuracy_by_folds(mean_per_file(values, owners, len(files)), labels, folds, seed)
+    skipped: list[dict] = []
+    windows = embed(file_windows(files, owners, skipped), featurize, "audio")
+    kept = np.unique(owners)
+    labels = np.asarray([files[index].label for index in kept])
+    folds = np.asarray([files[index].fold for index in kept]) if files[0].fold is not None else None
+    results = {name: accuracy_by_folds(mean_per_file(values, owners)[1], labels, folds, seed)
                for name, values in windows.items()}
-    return {"task": f"audio {source}", "kind": "single-label", "files": len(files), "classes": len(set(labels)),
-            "validation": "leave-one-fold-out" if folds is not None else "stratified 5-fold",
+    return {"task": f"audio {source}", "kind": "single-label", "files": len(kept), "classes": len(set(labels)),
+            "skipped": skipped, "validation": "leave-one-fold-out" if folds is not None else "stratified 5-fold",
             "metrics": ["accuracy"], "results": results}
 
 

@@ -128,17 +128,17 @@ def run(args: argparse.Namespace) -> list[str]:
     featurize = encoder_featurizer(encoder, mean, std)
     files = read_labelled_audio(args.audio)
     owners: list[int] = []
-    windows = list(file_windows(files, owners))
+    windows = list(file_windows(files, owners, skipped=[]))
     logmels = np.concatenate(windows)
-    embeddings = mean_per_file(np.concatenate([featurize(batch) for batch in windows]), owners, len(files))
-    labels = [f.label for f in files]
+    kept, embeddings = mean_per_file(np.concatenate([featurize(batch) for batch in windows]), owners)
+    labels = [files[index].label for index in kept]
     written = [pca_picture(embeddings, labels, str(out / "pca.png"),
-                           f"Embeddings of {len(files)} files, step {metadata['step']}")]
+                           f"Embeddings of {len(kept)} files, step {metadata['step']}")]
     first_window = {owner: index for index, owner in reversed(list(enumerate(owners)))}
     shown: dict[str, int] = {}
-    for index, label in enumerate(labels):
+    for index, label in zip(kept, labels):
         if label not in shown and len(shown) < MAX_ATTENTION_PICTURES:
-            shown[label] = index
+            shown[label] = int(index)
     for label, index in shown.items():
         logmel = logmels[first_window[index]]
         normalised = (logmel.astype(np.float32) - mean[:, None, None]) / std[:, None, None]

@@ -99,3 +99,19 @@ def test_logmel_statistics_are_band_means_and_deviations():
     features = logmel_statistics(logmel)
     assert features.shape == (3, 512)
     np.testing.assert_allclose(features[1, :256], logmel[1].astype(np.float32).reshape(256, -1).mean(axis=1), rtol=1e-5)
+
+
+def test_silent_and_corrupt_files_are_skipped_and_named_not_fatal(run_dir, labelled_audio, tmp_path):
+    rows = (labelled_audio / "meta.csv").read_text().splitlines()
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "anullsrc=r=22050:cl=mono", "-t", "3", str(tmp_path / "silent.wav")], check=True)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
+    table = [rows[0]] + [f"{labelled_audio}/{row}" for row in rows[1:]]
+    table += [f"{tmp_path}/silent.wav,low,0", f"{tmp_path}/corrupt.wav,high,1"]
+    (tmp_path / "with_bad.csv").write_text("\n".join(table) + "\n")
+
+    report = probe(run=str(run_dir), audio=str(tmp_path / "with_bad.csv"), baselines=False)
+    assert report["files"] == 12  # the 12 good files, all used
+    assert sorted(item["path"] for item in report["skipped"]) == [f"{tmp_path}/corrupt.wav", f"{tmp_path}/silent.wav"]
+    assert any("silent" in item["reason"] for item in report["skipped"])
+    assert len(report["results"]["lejepa"]["accuracy_per_fold"]) == 3
