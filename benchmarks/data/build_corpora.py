@@ -68,6 +68,8 @@ KEYWORD_SECONDS = 1.0
 INSTRUMENT_SECONDS = 4.0
 KEYWORD_FOLDS = 5
 INSTRUMENT_FOLDS = {"FluidR3_GM": 1, "TimGM6mb": 2}
+#: Peak below which a rendered instrument clip counts as silent (the pipeline refuses 1e-5).
+SILENCE_PEAK = 1e-4
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,6 +218,8 @@ def instrument_jobs(seed: int, phrases: int, small: bool) -> list[dict]:
 def make_instrument_clip(job: dict, folder: str) -> dict:
     import dataclasses
 
+    import numpy as np
+
     from benchmarks.data import music
 
     # The notes depend on program and phrase only, so both soundfonts play the same phrase.
@@ -223,6 +227,10 @@ def make_instrument_clip(job: dict, folder: str) -> dict:
     parts = [dataclasses.replace(part, soundfont=job["soundfont"])
              for part in music.solo(rand, job["program"], INSTRUMENT_SECONDS - 0.3)]
     audio = signals.fade(music.render(parts, INSTRUMENT_SECONDS), 0.05)
+    if float(np.max(np.abs(audio), initial=0.0)) < SILENCE_PEAK:
+        # A SoundFont without samples for these keys renders nothing (TimGM6mb, program 78, one
+        # phrase in the full set): no file, recorded in the manifest, instead of a silent clip.
+        return {**job, "silent": True}
     path = os.path.join(folder, job["path"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
     signals.write_flac(path, signals.finish(audio, rand.uniform(-28, -18)))
@@ -355,8 +363,9 @@ def build(corpus: str, args: argparse.Namespace) -> dict:
                 "label_counts": dict(sorted(collections.Counter(r["label"] for r in results).items())),
             }
         else:
-            results = run_jobs(make_instrument_clip, instrument_jobs(args.seed, size, args.size == "small"),
-                               partial, args.workers, corpus)
+            rendered = run_jobs(make_instrument_clip, instrument_jobs(args.seed, size, args.size == "small"),
+                                partial, args.workers, corpus)
+            results = [r for r in rendered if not r.get("silent")]
             write_task_tables(partial, results, "clips.csv", ["family", "program", "phrase", "soundfont", "fold"])
             from benchmarks.data import music
 
@@ -370,6 +379,7 @@ def build(corpus: str, args: argparse.Namespace) -> dict:
                                       "sha256": signals.sha256_file(music.SOUNDFONTS[name][0])}
                           for name, fold in INSTRUMENT_FOLDS.items()},
                 "label_counts": dict(sorted(collections.Counter(r["label"] for r in results).items())),
+                "silent_renders_dropped": sorted(r["path"] for r in rendered if r.get("silent")),
             }
         known = {r["path"]: r["sha256"] for r in results}
         manifest = write_manifest(partial, corpus, args, known, extra, time.monotonic() - started)

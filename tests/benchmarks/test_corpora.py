@@ -235,3 +235,18 @@ def test_full_size_keyword_folds_are_voice_disjoint_and_balanced():
     per_fold = collections.Counter((s["fold"], s["sex"]) for s in speakers)
     assert set(per_fold) == {(f, sex) for f in range(1, 6) for sex in "FM"}
     assert max(per_fold.values()) - min(per_fold.values()) <= 4
+
+
+def test_a_soundfont_that_renders_silence_gives_no_file_and_is_recorded(tmp_path):
+    """TimGM6mb has no samples for program 78's keys in one phrase of the full set (found when a
+    probe met a silent clip): the clip is dropped, not written silent."""
+    from benchmarks.data import build_corpora
+
+    jobs = build_corpora.instrument_jobs(0, build_corpora.SIZES["instruments"]["full"], small=False)
+    job = next(j for j in jobs if j["soundfont"] == "TimGM6mb" and j["program"] == 78 and j["phrase"] == 3)
+    result = build_corpora.make_instrument_clip(job, str(tmp_path))
+    assert result["silent"] is True
+    assert not (tmp_path / job["path"]).exists()
+    twin = next(j for j in jobs if j["soundfont"] == "FluidR3_GM" and j["program"] == 78 and j["phrase"] == 3)
+    assert "silent" not in build_corpora.make_instrument_clip(twin, str(tmp_path))
+    assert (tmp_path / twin["path"]).exists()
