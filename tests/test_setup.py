@@ -1,0 +1,51 @@
+"""setup.py's requirements that must move together with others (Beam's extras, yt-dlp's solver)."""
+import importlib.metadata
+import runpy
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_arguments() -> dict[str, Any]:
+    """The keyword arguments setup.py passes to setuptools.setup (nothing is built)."""
+    captured: dict[str, Any] = {}
+    with mock.patch("setuptools.setup", lambda **arguments: captured.update(arguments)):
+        runpy.run_path(str(ROOT / "setup.py"))
+    return captured
+
+
+def required(name: str) -> Requirement:
+    (requirement,) = [r for r in map(Requirement, setup_arguments()["install_requires"]) if r.name == name]
+    return requirement
+
+
+def yt_dlp_wants(name: str, extra: str) -> Requirement:
+    """yt-dlp's own requirement on ``name`` in its ``extra`` (from the installed yt-dlp's metadata)."""
+    (requirement,) = [r for r in map(Requirement, importlib.metadata.requires("yt-dlp"))
+                      if r.name == name and r.marker is not None and r.marker.evaluate({"extra": extra})]
+    return requirement
+
+
+def test_dataflow_extra_is_the_pinned_beam_with_its_google_cloud_modules():
+    (dataflow,) = map(Requirement, setup_arguments()["extras_require"]["dataflow"])
+    beam = required("apache-beam")
+    assert dataflow.name == "apache-beam" and dataflow.extras == beam.extras | {"gcp"}
+    assert dataflow.specifier == beam.specifier
+
+
+def test_challenge_solver_pin_is_the_one_the_installed_yt_dlp_expects():
+    # A solver of another major.minor is refused by yt-dlp (it warns, and YouTube's signatures go
+    # unsolved): when yt-dlp moves, this pin moves with it.
+    ours = required("yt-dlp-ejs")
+    assert ours.specifier == yt_dlp_wants("yt-dlp-ejs", "default").specifier
+    assert importlib.metadata.version("yt-dlp-ejs") in ours.specifier
+
+
+def test_deno_pin_meets_yt_dlp_and_is_installed():
+    (pin,) = required("deno").specifier
+    assert pin.operator == "==" and pin.version in yt_dlp_wants("deno", "deno").specifier
+    assert importlib.metadata.version("deno") == pin.version
