@@ -36,7 +36,9 @@ from training.data import open_shards, parse_batch, train_stream
 SHAPE = DEFAULT_CONFIG.shape
 
 
-def write_data(directory: Path, examples: int, num_shards: int) -> None:
+def write_data(directory: Path, examples: int, num_shards: int, npy_copy: bool = True) -> None:
+    """A train split of synthetic examples with the pipeline's shard writer; with `npy_copy`, each
+    example also as ``npy/<ytid>.npy``."""
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     per_shard: dict[int, list[bytes]] = {index: [] for index in range(num_shards)}
@@ -48,7 +50,8 @@ def write_data(directory: Path, examples: int, num_shards: int) -> None:
         ytid = f"bench{index:06d}"
         example = shards.ClipExample(shards.clip_id(ytid, 0.0, 0), ytid, 0.0, 10.0, 0, (), logmel)
         per_shard[index % num_shards].append(example.serialize())
-        np.save(npy / f"{ytid}.npy", logmel)
+        if npy_copy:
+            np.save(npy / f"{ytid}.npy", logmel)
         if index < 16:
             stats.add_example(logmel)
     manifest = shards.new_manifest(DEFAULT_CONFIG, [], {})

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.pipeline_local import make_clips_on_disk
@@ -33,25 +34,32 @@ def peak_rss_mb(command: list[str]) -> float:
     return int(out.strip()) / 1024
 
 
+def peak_rss_at_two_sizes(small: int, command_for: Callable[[int], list[str]], unit: str) -> dict[str, float]:
+    """Peak RSS (MB) of ``command_for(n)`` for n = small and 10·small, and the ratio of the two
+    (bounded memory: about 1)."""
+    peaks = {count: round(peak_rss_mb(command_for(count)), 1) for count in (small, 10 * small)}
+    return {**{f"peak_rss_mb_{count}_{unit}": peak for count, peak in peaks.items()},
+            "growth_ratio_for_10x_data": round(peaks[10 * small] / peaks[small], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=40, help="the small size; the large one is ten times it")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mygo-bench-memory"))
     args = parser.parse_args()
     work = Path(args.workdir)
-    result = {"benchmark": "memory_pipeline", "clips_per_shard": 20}
-    for count in (args.clips, 10 * args.clips):
+
+    def job(count: int) -> list[str]:
         audio = work / f"audio{count}"
         if not audio.exists():
             make_clips_on_disk(audio, count)
         out = work / f"out{count}"
         shutil.rmtree(out, ignore_errors=True)
-        command = [sys.executable, "-m", "pipeline", "--audio-dir", str(audio), "--split", "train", "--out", str(out),
-                   "--cache", str(work / "cache"), "--workers", "2", "--num-shards", str(max(1, count // 20))]
-        result[f"peak_rss_mb_{count}_clips"] = round(peak_rss_mb(command), 1)
-    small, large = result[f"peak_rss_mb_{args.clips}_clips"], result[f"peak_rss_mb_{10 * args.clips}_clips"]
-    result["growth_ratio_for_10x_data"] = round(large / small, 3)
-    print(json.dumps(result))
+        return [sys.executable, "-m", "pipeline", "--audio-dir", str(audio), "--split", "train", "--out", str(out),
+                "--cache", str(work / "cache"), "--workers", "2", "--num-shards", str(max(1, count // 20))]
+
+    print(json.dumps({"benchmark": "memory_pipeline", "clips_per_shard": 20,
+                      **peak_rss_at_two_sizes(args.clips, job, "clips")}))
 
 
 if __name__ == "__main__":
