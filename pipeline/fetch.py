@@ -37,6 +37,12 @@ Failures are classified from the tool's message into DESIGN §2's reasons by
 :func:`classify_error`; transient ones are retried with exponential back-off. Cookies and proxy
 credentials never leave this module: every message is passed through :func:`redact`, and yt-dlp
 gets a private copy of the cookie file, because it writes cookies back to the file it was given.
+The cookie file may be remote (``gs://``: a cloud runner's workers cannot see the launching
+machine's files); each worker process reads it once.
+
+YouTube's player challenges need a JavaScript runtime: yt-dlp runs its solver (yt-dlp-ejs) in the
+deno that setup.py installs, whose path is handed to yt-dlp. yt-dlp's warnings (no runtime, missing
+formats) are logged as warnings, each distinct one once per process.
 
 A ``gs://`` (or any other ``scheme://``) cache works through ``tf.io.gfile`` (TensorFlow is
 imported only then); the download itself always happens in a local temporary directory.
@@ -87,8 +93,8 @@ class FetchConfig:
     url_template: str = setting(
         "https://www.youtube.com/watch?v={ytid}", "where a YTID is fetched from (with --audio-dir and no "
         "template, segments without a local file are recorded as missing_local)", metavar="URL")
-    cookies: str | None = setting(None, "cookies.txt (Netscape format) for yt-dlp's 'cookiefile'; contents never "
-                                        "logged", metavar="FILE")
+    cookies: str | None = setting(None, "cookies.txt (Netscape format) for yt-dlp's 'cookiefile', local or gs:// "
+                                        "(each worker copies it); contents never logged", metavar="FILE")
     proxy: str | None = setting(None, "proxy URL for yt-dlp (credentials never logged)", metavar="URL")
     rate_limit: int | None = setting(None, "bytes per second of each yt-dlp whole-file download (section downloads "
                                            "run in ffmpeg, unthrottled: pace those with --sleep-interval)",
@@ -122,9 +128,10 @@ class FetchConfig:
                              f"got {self.rate_limit}")
 
     def __repr__(self) -> str:
-        # Beam and pytest print configs; credentials must not go with them.
+        # Beam and pytest print configs; the proxy's credentials must not go with them (no field
+        # holds a cookie value, so the cookie file is not read for this).
         fields = ", ".join(
-            f"{field.name}={redact(repr(getattr(self, field.name)), self)}"
+            f"{field.name}={_without(repr(getattr(self, field.name)), _proxy_secrets(self.proxy))}"
             for field in dataclasses.fields(self))
         return f"FetchConfig({fields})"
 
@@ -217,7 +224,9 @@ _USERINFO_PATTERN = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]
 _ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _proxy_secrets(proxy: str) -> list[str]:
+def _proxy_secrets(proxy: str | None) -> list[str]:
+    if not proxy:
+        return []
     parsed = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     userinfo = parsed.netloc.rpartition("@")[0] if "@" in parsed.netloc else ""
     secrets = [userinfo]
@@ -227,37 +236,62 @@ def _proxy_secrets(proxy: str) -> list[str]:
     return [secret for secret in secrets if len(secret) >= 3]
 
 
-@functools.lru_cache(maxsize=8)
-def _cookie_secrets(path: str, mtime_ns: int) -> tuple[str, ...]:
-    """Cookie values of a Netscape cookies.txt (``mtime_ns`` keys the cache)."""
+@functools.lru_cache(maxsize=4)
+def _cookie_bytes(source: str) -> bytes:
+    """The cookie file ``source`` (local or scheme://), read once per process: every download of
+    the worker gets a private copy of these bytes (see _private_cookie_file)."""
+    if not _exists(source):
+        raise FileNotFoundError(f"cookies file {source!r} does not exist")
+    return _read_bytes(source)
+
+
+@functools.lru_cache(maxsize=4)
+def _cookie_secrets(source: str) -> tuple[str, ...]:
+    """Cookie values of a Netscape cookies.txt."""
     values = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as cookie_file:
-            for line in cookie_file:
-                line = line.rstrip("\r\n")
-                if line.startswith("#HttpOnly_"):
-                    line = line[len("#HttpOnly_"):]
-                elif line.startswith("#") or not line.strip():
-                    continue
-                fields = line.split("\t")
-                if len(fields) >= 7 and len(fields[6]) >= MIN_SECRET_LEN:
-                    values.append(fields[6])
-    except OSError:
-        return ()
-    return tuple(sorted(set(values), key=len, reverse=True))
+    for line in _cookie_bytes(source).decode("utf-8", errors="replace").splitlines():
+        if line.startswith("#HttpOnly_"):
+            line = line[len("#HttpOnly_"):]
+        elif line.startswith("#") or not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) >= 7 and len(fields[6]) >= MIN_SECRET_LEN:
+            values.append(fields[6])
+    return tuple(values)
+
+
+def _private_cookie_file(config: FetchConfig, out_dir: str) -> str:
+    """A copy of the cookie file in ``out_dir``, readable by this user only: yt-dlp writes cookies
+    back to the file it reads, so parallel downloads must never share one (nor the user's)."""
+    path = os.path.join(out_dir, "cookies.txt")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(_cookie_bytes(config.cookies))
+    return path
+
+
+def check_cookies(config: FetchConfig, local_workers: bool) -> None:
+    """At launch: a missing cookie file is said once (ValueError naming the path, never the
+    contents) instead of failing every worker. A local path given to a cluster's workers is read
+    inside their containers, which the launcher cannot see: that only gets a warning."""
+    if not config.cookies:
+        return
+    if not (local_workers or _is_remote(config.cookies)):
+        logger.warning("--cookies %s is a local path: each worker reads it inside its own container, so it "
+                       "must exist there (a gs:// path is copied by every worker instead)", config.cookies)
+    elif not _exists(config.cookies):
+        raise ValueError(f"--cookies {config.cookies}: no such file")
 
 
 def redact(text: str, config: FetchConfig) -> str:
     """``text`` without the proxy's credentials, cookie values or any ``user:pass@`` in URLs."""
-    secrets: list[str] = []
-    if config.proxy:
-        secrets += _proxy_secrets(config.proxy)
+    secrets = _proxy_secrets(config.proxy)
     if config.cookies:
-        try:
-            mtime_ns = os.stat(config.cookies).st_mtime_ns
-        except OSError:
-            mtime_ns = 0
-        secrets += _cookie_secrets(config.cookies, mtime_ns)
+        secrets += _cookie_secrets(config.cookies)
+    return _without(text, secrets)
+
+
+def _without(text: str, secrets: list[str]) -> str:
     for secret in sorted(set(secrets), key=len, reverse=True):
         text = text.replace(secret, "***")
     return redact_url(text)
@@ -327,11 +361,11 @@ def _remove_stale_temporaries(cache_dir: str, stem: str) -> None:
             pass
 
 
-def _read_text(path: str) -> str:
+def _read_bytes(path: str) -> bytes:
     if _is_remote(path):
-        with _gfile().GFile(path, "r") as handle:
+        with _gfile().GFile(path, "rb") as handle:
             return handle.read()
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         return handle.read()
 
 
@@ -384,7 +418,7 @@ def read_failure(ytid: str, start_s: float, end_s: float, cache_dir: str) -> Fai
     if not _exists(path):
         return None
     try:
-        record = json.loads(_read_text(path))
+        record = json.loads(_read_bytes(path))
         return Failure(reason=str(record["reason"]), permanent=bool(record["permanent"]),
                        message=str(record["message"]), attempts=int(record["attempts"]),
                        time=str(record["time"]))
@@ -404,8 +438,8 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
     validate_segment(ytid, start_s, end_s)
     if not config.url_template:
         raise ValueError("FetchConfig.url_template is empty: there is nowhere to fetch from")
-    if config.cookies and not os.path.isfile(config.cookies):
-        raise FileNotFoundError(f"cookies file {config.cookies!r} does not exist")
+    if config.cookies:
+        _cookie_bytes(config.cookies)  # read once per process; raises when missing
     if not _is_remote(cache_dir):
         cache_dir = os.path.abspath(cache_dir)  # paths handed on must not depend on the cwd
     stem = segment_stem(ytid, start_s, end_s)
@@ -491,8 +525,18 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
     return FetchResult(path=None, failure=failure, cached=False)
 
 
+# Distinct warnings already logged by this process (bounded: a warning may name its video).
+_warned: set[str] = set()
+MAX_WARNED = 1000
+
+
 class _YtdlpLogger:
-    """Routes yt-dlp's output to our logger, redacted; its errors reach us as exceptions."""
+    """Routes yt-dlp's output to our logger, redacted; its errors reach us as exceptions.
+
+    Its warnings matter (no JavaScript runtime, formats missing, a sign-in wall coming): each
+    distinct one is a WARNING once per process, then DEBUG, so thousands of downloads do not
+    repeat it thousands of times.
+    """
 
     def __init__(self, config: FetchConfig) -> None:
         self.config = config
@@ -502,8 +546,29 @@ class _YtdlpLogger:
             logger.debug("yt-dlp: %s", _clean_message(message, self.config))
 
     info = debug
-    warning = debug  # "Falling back on generic information extractor" and the like: noise
     error = debug
+
+    def warning(self, message: str) -> None:
+        text = _clean_message(message, self.config)
+        if text in _warned or len(_warned) >= MAX_WARNED:
+            logger.debug("yt-dlp: %s", text)
+            return
+        _warned.add(text)
+        logger.warning("yt-dlp: %s", text)
+
+
+@functools.lru_cache(maxsize=1)
+def _deno_path() -> str | None:
+    """The deno binary of the deno wheel setup.py installs. yt-dlp looks for deno only beside this
+    Python and on PATH; ``pip install --user`` or ``--target`` puts it elsewhere."""
+    try:
+        from deno import find_deno_bin
+    except ImportError:
+        return None
+    try:
+        return find_deno_bin()
+    except FileNotFoundError:
+        return None
 
 
 def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
@@ -513,7 +578,6 @@ def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
     options: dict[str, Any] = {
         "format": "bestaudio/best",
         "outtmpl": {"default": os.path.join(out_dir, f"{name}.%(ext)s")},
-        "paths": {"home": out_dir, "temp": out_dir},
         "quiet": True,
         "verbose": logger.isEnabledFor(logging.DEBUG),
         "no_warnings": True,
@@ -529,14 +593,12 @@ def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
         "extractor_retries": 0,
         "file_access_retries": 0,
     }
+    if _deno_path():
+        options["js_runtimes"] = {"deno": {"path": _deno_path()}}  # else yt-dlp's default: deno on PATH
     if section is not None:
         options["download_ranges"] = download_range_func(None, [section])
     if config.cookies:
-        # yt-dlp saves cookies back into the file it reads: give it a private copy, so parallel
-        # workers never write the user's file.
-        private = os.path.join(out_dir, "cookies.txt")
-        shutil.copyfile(config.cookies, private)
-        options["cookiefile"] = private
+        options["cookiefile"] = _private_cookie_file(config, out_dir)
     if config.proxy:
         options["proxy"] = config.proxy
     if config.rate_limit:

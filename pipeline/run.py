@@ -9,10 +9,12 @@ from typing import Any
 
 from pipeline import shards
 from pipeline.config import JobConfig, redact_argv
+from pipeline.fetch import check_cookies
 from pipeline.segments import file_sha256, load_vocabulary
 
 log = logging.getLogger(__name__)
 SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
+LOCAL_RUNNERS = ("DirectRunner", "direct")  # whose workers see this machine's files
 
 
 def prepare_output(config: JobConfig, num_shards: int) -> None:
@@ -75,7 +77,7 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
     options = PipelineOptions(args)
     runner = options.get_all_options()["runner"] or "DirectRunner"
     extra: dict[str, Any] = {}
-    if runner in ("DirectRunner", "direct"):
+    if runner in LOCAL_RUNNERS:
         if options.get_all_options().get("direct_running_mode") in (None, "in_memory"):
             extra["direct_running_mode"] = "multi_processing"
         extra["direct_num_workers"] = config.workers
@@ -94,6 +96,8 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
 
     from pipeline.job import build, load_segments
 
+    options = beam_options(config, beam_args)
+    check_cookies(config.fetch, local_workers=options.get_all_options()["runner"] in LOCAL_RUNNERS)
     segments = load_segments(config)
     if not segments:
         raise ValueError("no segments to shard (empty CSV, empty --audio-dir, or everything skipped)")
@@ -109,7 +113,6 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
         "software": software_versions(),
         "started": shards.utc_now(),
     }
-    options = beam_options(config, beam_args)
     log.info("sharding %d segments of %s into %d %s shards in %s (runner %s)", len(segments),
              ", ".join(config.segments) or config.audio_dir, num_shards, config.split, config.out,
              options.get_all_options()["runner"])

@@ -3,17 +3,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib.metadata
 import json
 import logging
 import os
+import re
+import stat
+import subprocess
 import time
 
 import ffmpeg
 import numpy as np
 import pytest
 
-from pipeline.fetch import (FAILURE_SUFFIX, REASONS, STALE_TMP_S, FetchConfig, classify_error,
-                            fetch_segment, read_failure, redact, segment_stem)
+from pipeline.fetch import (FAILURE_SUFFIX, REASONS, STALE_TMP_S, FetchConfig, _private_cookie_file,
+                            _ytdlp_options, check_cookies, classify_error, fetch_segment, read_failure,
+                            redact, segment_stem)
 from tests.audio_corpus import RATE_LIMITED_REQUESTS
 
 FETCHABLE = ["wav_s16_mono_16k", "flac_s24_stereo_96k", "ogg_vorbis", "mp3", "m4a_index_at_start",
@@ -406,6 +411,54 @@ def test_cookie_values_never_appear_and_the_cookie_file_is_not_rewritten(
                       config_for(server, cookies=str(tmp_path / "nope.txt")))
 
 
+COOKIES = ("# Netscape HTTP Cookie File\n"
+           "127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\tremote-c00kie-secret-789\n")
+
+
+def test_cookie_file_is_read_once_and_each_download_gets_a_private_copy(tmp_path):
+    source = tmp_path / "cookies.txt"
+    source.write_text(COOKIES)
+    config = FetchConfig(cookies=str(source))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _private_cookie_file(config, str(tmp_path / "a"))
+    source.write_text("# changed while the job runs\n")  # this process read it already
+    second = _private_cookie_file(config, str(tmp_path / "b"))
+
+    assert first != second and str(source) not in (first, second)
+    for copy in (first, second):
+        assert open(copy).read() == COOKIES
+        assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600  # other users cannot read it
+
+
+def test_cookie_file_on_a_remote_file_system(audio_corpus, make_audio_server, tmp_path, caplog):
+    """A gs:// cookie file (TensorFlow's in-memory file system stands in for GCS) is fetched with."""
+    tf = pytest.importorskip("tensorflow")
+    caplog.set_level(logging.DEBUG)
+    cookies = f"ram://cookies-{os.getpid()}-{time.time_ns()}.txt"
+    with tf.io.gfile.GFile(cookies, "w") as handle:
+        handle.write(COOKIES)
+    config = config_for(make_audio_server(fail_first=1), cookies=cookies, retries=2)
+    segment = audio_corpus.by_kind("short_3s")
+    check_cookies(config, local_workers=False)
+    assert fetch_segment(segment.ytid, 0.0, 10.0, str(tmp_path), config).failure is None
+    assert "rate_limited" in caplog.text and "remote-c00kie-secret-789" not in caplog.text
+    assert redact("a remote-c00kie-secret-789 b", config) == "a *** b"
+
+
+def test_missing_cookie_file_is_refused_at_launch_without_its_contents(tmp_path, caplog):
+    missing = str(tmp_path / "nope.txt")
+    for path in (missing, f"ram://nope-{time.time_ns()}.txt"):
+        with pytest.raises(ValueError, match=f"--cookies {re.escape(path)}: no such file"):
+            check_cookies(FetchConfig(cookies=path), local_workers=True)
+    with pytest.raises(ValueError, match="no such file"):
+        check_cookies(FetchConfig(cookies=f"ram://nope-{time.time_ns()}.txt"), local_workers=False)
+    # A cluster's workers read a local path inside their containers: not checkable from here.
+    with caplog.at_level(logging.WARNING, logger="pipeline.fetch"):
+        check_cookies(FetchConfig(cookies=missing), local_workers=False)
+    assert "must exist there" in caplog.text and "gs://" in caplog.text
+
+
 def test_redact():
     config = FetchConfig(proxy="http://bob:hunter2%21x@proxy.example:3128")
     text = ("Unable to connect to proxy http://bob:hunter2%21x@proxy.example:3128 "
@@ -415,6 +468,48 @@ def test_redact():
         assert secret not in cleaned
     assert "proxy.example:3128" in cleaned and "10.0.0.1:1080" in cleaned
     assert redact("nothing to hide", FetchConfig()) == "nothing to hide"
+
+
+# ---- yt-dlp: YouTube's challenge solver, warnings ----------------------------------------------
+
+def test_yt_dlp_finds_a_supported_deno_and_the_solver_without_path(tmp_path, monkeypatch, caplog):
+    """What ``yt-dlp -v`` reports with the options fetch gives it: deno found (PATH does not have
+    it) at a supported version, and the solver scripts package; then deno runs those scripts
+    offline, sandboxed the way yt-dlp runs them."""
+    import yt_dlp
+    import yt_dlp_ejs.yt.solver
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    caplog.set_level(logging.DEBUG, logger="pipeline.fetch")
+    options = _ytdlp_options(FetchConfig(), str(tmp_path), "probe", None)
+    with yt_dlp.YoutubeDL(options):
+        pass  # verbose: the debug header is written at construction
+    runtimes = re.search(r"JS runtimes: (.*)", caplog.text).group(1)
+    assert re.fullmatch(r"deno-\d+\.\d+\.\d+", runtimes.strip()), runtimes  # not "none", not "(unsupported)"
+    assert f"yt_dlp_ejs-{importlib.metadata.version('yt-dlp-ejs')}" in caplog.text
+
+    script = (f"{yt_dlp_ejs.yt.solver.lib()}\nObject.assign(globalThis, lib);\n{yt_dlp_ejs.yt.solver.core()}\n"
+              "console.log(typeof jsc);\n")
+    result = subprocess.run([options["js_runtimes"]["deno"]["path"], "run", "--ext=js", "--no-prompt", "--no-remote",
+                             "--no-npm", "--cached-only", "--no-config", "-"],
+                            input=script, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "function"), result.stderr
+
+
+def test_yt_dlp_warnings_are_warnings_once_per_process(tmp_path, monkeypatch, caplog):
+    import yt_dlp
+
+    monkeypatch.setattr("pipeline.fetch._warned", set())  # as in a fresh worker process
+    caplog.set_level(logging.INFO, logger="pipeline.fetch")
+    config = FetchConfig(proxy="http://alice:pr0xy-pass@127.0.0.1:9")
+    message = ("[youtube] No supported JavaScript runtime could be found (via "
+               "http://alice:pr0xy-pass@127.0.0.1:9)")
+    for _ in range(3):  # one YoutubeDL per download, as fetch does
+        with yt_dlp.YoutubeDL(_ytdlp_options(config, str(tmp_path), "probe", None)) as ydl:
+            ydl.report_warning(message)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["yt-dlp: [youtube] No supported JavaScript runtime could be found "
+                        "(via http://***@127.0.0.1:9)"]
 
 
 # ---- classification ----------------------------------------------------------------------------

@@ -74,6 +74,13 @@ def test_main_hands_every_unknown_option_to_beam(monkeypatch):
     assert beam_args == DATAFLOW and config.out == "gs://b/shards"
 
 
+def test_missing_cookie_file_stops_the_launch_with_exit_code_2(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    missing = str(tmp_path / "cookies.txt")
+    assert cli.main([*REQUIRED, "--cookies", missing]) == 2  # before the CSV a.csv is even looked for
+    assert f"--cookies {missing}: no such file" in caplog.text
+
+
 @pytest.mark.parametrize("runner_args, expected", [
     (DATAFLOW, {"runner": "DataflowRunner", "project": "my-project", "region": "europe-west4",
                 "temp_location": "gs://b/tmp", "setup_file": "./setup.py", "num_workers": 32, "max_num_workers": 32,
