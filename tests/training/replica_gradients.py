@@ -1,17 +1,34 @@
-"""Run in its own process (two logical CPU devices must exist before TensorFlow starts):
-single-device gradients of the trainer's loss on a global batch versus MirroredStrategy with two
-replicas each holding half of it. Prints one JSON line; test_train.py asserts on it.
+"""Run in its own process: single-device gradients of the trainer's loss on a global batch versus
+two replicas each holding half of it. Prints one JSON line; test_train.py asserts on it.
 
+Two modes, chosen by the environment:
+
+- no ``TF_CONFIG``: MirroredStrategy over two logical CPU devices of this process (they must
+  exist before TensorFlow starts, hence a process of its own);
+- ``TF_CONFIG`` naming two workers: run once per worker (two processes on 127.0.0.1);
+  MultiWorkerMirroredStrategy with one CPU replica per worker, the collectives going over gRPC
+  between the processes. Each worker prints its own line, with the single-device reference
+  computed in the same process (outside the strategy's scope).
+
+The views of the global batch are drawn once, from fixed seeds, so every run sees identical inputs.
 A control run replaces SIGReg's cross-replica reduction by per-replica statistics (what a naive
 implementation would do), to show that the comparison can tell the difference.
 """
+import hashlib
 import json
+import os
 import sys
 
 import tensorflow as tf
 
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+MULTI_WORKER = bool(os.environ.get("TF_CONFIG"))
+if MULTI_WORKER:
+    # Before any other TensorFlow op: the strategy starts this process's gRPC server.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+else:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -22,6 +39,7 @@ from training.model import build_models  # noqa: E402
 from training.train import loss_and_gradients, make_embed  # noqa: E402
 
 N, REPLICAS = 8, 2
+assert strategy.num_replicas_in_sync == REPLICAS, strategy.num_replicas_in_sync
 config = Config().replace(**{
     "views.global_frames": 36, "views.local_frames": 26, "views.local_views": 2, "loss.directions": 64,
     "run.batch": N,
@@ -43,7 +61,7 @@ def half(value: tf.Tensor | None, count: int, replica: int):
 
 
 def replica_views(context):
-    r = context.replica_id_in_sync_group
+    r = context.replica_id_in_sync_group  # under MultiWorkerMirroredStrategy: the worker's index
     g = views.Views(half(global_views.x, 2, r), None)
     local = views.Views(half(local_views.x, 2, r), half(local_views.token_mask, 2, r))
     return g, local
@@ -57,7 +75,6 @@ single = tf.function(lambda: loss_and_gradients(make_embed(encoder, projector, c
                                                 global_views, local_views, step, config))
 single_terms, single_gradients, _ = single()
 
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     encoder2, projector2 = build_models(config.model)
     for variable, value in zip(encoder2.weights + projector2.weights, weights):
@@ -80,18 +97,27 @@ def replicated():
 
 def compare(gradients_per_replica) -> dict:
     """Largest difference of any gradient entry, relative to its variable's largest gradient (floored
-    at 1e-3 of the largest gradient of all: some are ~0 by symmetry, e.g. the last bias)."""
+    at 1e-3 of the largest gradient of all: some are ~0 by symmetry, e.g. the last bias).
+
+    Replicas in this process are also compared with each other; across workers, the digest of the
+    gradient bytes lets the test compare the processes."""
     worst, same_on_replicas = 0.0, 0.0
     largest = max(float(tf.reduce_max(tf.abs(g))) for g in single_gradients)
+    digest = hashlib.sha256()
     for reference, copies in zip(single_gradients, gradients_per_replica):
         scale = max(float(tf.reduce_max(tf.abs(reference))), 1e-3 * largest)
         worst = max(worst, float(tf.reduce_max(tf.abs(copies[0] - reference))) / scale)
-        same_on_replicas = max(same_on_replicas, float(tf.reduce_max(tf.abs(copies[0] - copies[1]))) / scale)
-    return {"max_relative_difference": worst, "replicas_disagree_by": same_on_replicas}
+        for copy in copies[1:]:
+            same_on_replicas = max(same_on_replicas, float(tf.reduce_max(tf.abs(copies[0] - copy))) / scale)
+        digest.update(copies[0].numpy().tobytes())
+    return {"max_relative_difference": worst, "replicas_disagree_by": same_on_replicas,
+            "gradient_digest": digest.hexdigest()}
 
 
 terms, gradients = replicated()
 result = {
+    "strategy": type(strategy).__name__,
+    "local_replicas": len(gradients[0]),
     "single": {k: float(v) for k, v in single_terms.items()},
     "replicated": {k: float(v) for k, v in terms.items()},
     **compare(gradients),

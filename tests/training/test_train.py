@@ -40,12 +40,9 @@ def output(result) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def test_gradients_with_two_replicas_equal_single_device_gradients():
-    result = subprocess.run([sys.executable, "tests/training/replica_gradients.py"], cwd=REPO, capture_output=True,
-                            text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO),
-                                                         "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 0, output(result)[-4000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+def check_replica_gradients(values: dict, workers: int = 1) -> None:
+    """One JSON line of replica_gradients.py: two replicas on halves of a global batch against one device."""
+    assert values["local_replicas"] * workers == 2
     for term in ("loss", "invariance", "sigreg"):
         assert values["replicated"][term] == pytest.approx(values["single"][term], rel=1e-5)
     assert values["max_relative_difference"] < 1e-4
@@ -53,6 +50,40 @@ def test_gradients_with_two_replicas_equal_single_device_gradients():
     # Without the all-reduce before the square, SIGReg and its gradients differ: the check has teeth.
     assert values["control_sigreg"] != pytest.approx(values["single"]["sigreg"], rel=1e-3)
     assert values["control_max_relative_difference"] > 1e-2
+
+
+def test_gradients_with_two_replicas_equal_single_device_gradients():
+    result = subprocess.run([sys.executable, "tests/training/replica_gradients.py"], cwd=REPO, capture_output=True,
+                            text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                         "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, output(result)[-4000:]
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["strategy"] == "MirroredStrategy"
+    check_replica_gradients(values)
+
+
+def test_gradients_with_two_worker_processes_equal_single_device_gradients():
+    """The same global batch split over two processes (MultiWorkerMirroredStrategy from TF_CONFIG,
+    one CPU replica each, collectives over gRPC on 127.0.0.1) gives the single-device loss terms and
+    gradients, and the same gradients on both workers."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    processes = [subprocess.Popen(
+        [sys.executable, "tests/training/replica_gradients.py"], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+                                                "TF_CONFIG": tf_config(workers, index)}) for index in range(2)]
+    try:
+        results = [process.communicate(timeout=240) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (stdout, stderr) in zip(processes, results):
+        assert process.returncode == 0, (stdout + stderr)[-4000:]
+    values = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in results]
+    for worker in values:
+        assert worker["strategy"] == "CollectiveAllReduceStrategy"  # MultiWorkerMirroredStrategy's class
+        check_replica_gradients(worker, workers=2)
+    assert values[0]["replicated"] == values[1]["replicated"]
+    assert values[0]["gradient_digest"] == values[1]["gradient_digest"]  # bit for bit the same update everywhere
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +145,15 @@ def free_ports(count: int) -> list[int]:
 
     sockets = [socket.socket() for _ in range(count)]
     for handle in sockets:
-        handle.bind(("localhost", 0))
+        handle.bind(("127.0.0.1", 0))
     ports = [handle.getsockname()[1] for handle in sockets]
     for handle in sockets:
         handle.close()
     return ports
+
+
+def tf_config(workers: list[str], index: int) -> str:
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
 def test_tf_config_with_two_workers_trains_with_multi_worker_mirrored_strategy(shard_dir, tmp_path):
