@@ -17,20 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent
+from benchmarks.budget import REPO, measured_steps_per_second, run, steps_for_budget
+from benchmarks.quality import SETTINGS
+
 log = logging.getLogger("demo")
-
-
-def run(*command: str) -> None:
-    """A step of the demo: the real command line a user would type, in a child process."""
-    log.info("$ %s", " ".join(command))
-    subprocess.run(command, check=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 def split_segments(csv_path: Path, train_csv: Path, eval_csv: Path, eval_every: int = 8) -> tuple[int, int]:
@@ -83,9 +77,10 @@ def main() -> int:
 
     # 3. Training ------------------------------------------------------------------------------
     training_run = out / "run"
-    steps = steps_for_budget(args.train_minutes)
-    run(python, "-m", "training", "train", "--shards", str(shards), "--out", str(training_run), "--model", "tiny",
-        "--batch", "32", "--steps", str(steps), "--checkpoint-every", str(max(1, steps // 4)))
+    train_args = ["--model", "tiny", *SETTINGS["tiny"]]  # as the quality benchmark trains it
+    steps = steps_for_budget(args.train_minutes, measured_steps_per_second(str(shards), train_args))
+    run(python, "-m", "training", "train", "--shards", str(shards), "--out", str(training_run), *train_args,
+        "--steps", str(steps), "--checkpoint-every", str(max(1, steps // 4)))
     step = lap("training", step)
 
     # 4. Probes --------------------------------------------------------------------------------
@@ -111,12 +106,6 @@ def main() -> int:
     return 0
 
 
-def steps_for_budget(minutes: float) -> int:
-    """Training steps of ``tiny`` at batch 32 that fit the budget on a 2-core CPU (measured:
-    about 0.45 steps/s there, with views and the LeJEPA loss)."""
-    return max(20, int(minutes * 60 * 0.45))
-
-
 def summary(out: Path, counts: tuple[int, int], steps: int, reports: dict, timings: dict, seconds: float) -> str:
     lines = ["", "MyGO demo finished in %.1f min" % (seconds / 60), ""]
     manifest = json.loads((out / "shards" / "manifest.json").read_text())
@@ -124,7 +113,8 @@ def summary(out: Path, counts: tuple[int, int], steps: int, reports: dict, timin
         info = manifest["splits"][split]
         lines.append(f"shards/{split}: {info['examples']} examples from {info['segments']} segments, "
                      f"failures {info['failures'] or 'none'}")
-    lines += [f"training: tiny, {steps} steps (batch 32)", "", "linear probe (same splits, same run):"]
+    lines += [f"training: tiny, {steps} steps ({' '.join(SETTINGS['tiny'])})", "",
+              "linear probe (same splits, same run):"]
     for name, report in reports.items():
         metric = report["metrics"][0]
         cells = "  ".join(f"{feature} {values[metric]:.3f}" for feature, values in report["results"].items())

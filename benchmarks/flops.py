@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import re
 
 log = logging.getLogger("benchmarks.flops")
@@ -36,13 +37,6 @@ _OPERAND = re.compile(r"(?:" + _SHAPE + r"(?:\{[^}]*\})?\s+)?%([\w.\-]+)")
 
 def _dims(text: str) -> list[int]:
     return [int(d) for d in text.split(",") if d]
-
-
-def _product(values) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result
 
 
 def _attribute(rest: str, name: str) -> str:
@@ -68,12 +62,14 @@ def hlo_flops(hlo: str) -> int:
         operands = [_dims(m.group(1)) if m.group(1) is not None else shapes[m.group(2)]
                     for m in _OPERAND.finditer(arguments)]
         if opcode == "dot":
-            contracted = _product(operands[0][int(i)] for i in _attribute(rest, "lhs_contracting_dims").split(",") if i)
+            contracting = _attribute(rest, "lhs_contracting_dims").split(",")
+            contracted = math.prod(operands[0][int(i)] for i in contracting if i)
         else:
             # dim_labels=b01f_01io->b01f: the kernel's spatial dimensions (digits) and its input features (i).
             kernel_labels = _attribute(rest, "dim_labels").split("_")[1].split("->")[0]
-            contracted = _product(size for label, size in zip(kernel_labels, operands[1]) if label.isdigit() or label == "i")
-        total += 2 * _product(output) * contracted
+            contracted = math.prod(size for label, size in zip(kernel_labels, operands[1])
+                                   if label.isdigit() or label == "i")
+        total += 2 * math.prod(output) * contracted
     return total
 
 
@@ -92,7 +88,7 @@ def counted_flops(config, mels: int = 256, channels: int = 2) -> dict[str, float
     encoder, projector = vit.build_models(config.model, mels, channels)
     variables = encoder.trainable_variables + projector.trainable_variables
     embed = make_embed(encoder, projector, views, per_replica=1)
-    local_tokens = _product(vit.grid_size(mels, views.local_frames, config.model.patch, config.model.stride))
+    local_tokens = math.prod(vit.grid_size(mels, views.local_frames, config.model.patch, config.model.stride))
 
     def inputs(global_x, local_x, token_mask):
         return Views(global_x, None), Views(local_x, token_mask) if views.local_views else None
@@ -127,7 +123,7 @@ def analytic_flops(config, mels: int = 256, channels: int = 2) -> dict[str, floa
     sigreg = 2 * model.projector_dim * config.loss.directions
     forward = once = 0
     for count, frames in ((views.global_views, views.global_frames), (views.local_views, views.local_frames)):
-        patches = _product(grid_size(mels, frames, model.patch, model.stride))
+        patches = math.prod(grid_size(mels, frames, model.patch, model.stride))
         tokens = patches + 1
         patch_embed = 2 * patches * model.patch * model.patch * channels * width
         block = 2 * tokens * (4 * width * width + 2 * width * model.mlp_dim) + 4 * tokens * tokens * width

@@ -23,27 +23,7 @@ import pytest
 from benchmarks.data import music, packages, scenes, speech
 from pipeline.audio_server import AudioServer
 from pipeline.segments import YTID_PATTERN, load_vocabulary, parse_segments_csv
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CORPORA = ("pretrain", "keywords", "instruments")
-
-
-def build(out: str, seed: int = 0, what: str = "all") -> dict:
-    """Run the builder; return {corpus: manifest}."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.data.build_corpora", "--out", out, "--size", "small",
-         "--seed", str(seed), "--what", what],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    corpora = CORPORA if what == "all" else (what,)
-    return {name: json.load(open(os.path.join(out, name, "manifest.json"))) for name in corpora}
-
-
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
-    out = str(tmp_path_factory.mktemp("corpora"))
-    return out, build(out)
-
+from tests.benchmarks.conftest import CORPORA, REPO, build
 
 def read_csv(path: str) -> list[dict]:
     with open(path, newline="") as handle:
