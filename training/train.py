@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 log = logging.getLogger("training")
 
 EXIT_NAN = 3
+EXIT_WORKER_LOST = 4
 
 
 def configure_devices(cpu_devices: int) -> None:
@@ -301,7 +302,10 @@ def train(config) -> int:
     writer = tf.summary.create_file_writer(f"{run_dir}/tensorboard") if chief else tf.summary.create_noop_writer()
     # One JSON line per logged step, for scripts and tests; object stores cannot append, so only
     # for a local RUN_DIR (TensorBoard has the same numbers everywhere).
-    metrics_file = open(f"{run_dir}/metrics.jsonl", "a") if chief and "://" not in run_dir else None
+    metrics_file = None
+    if chief and "://" not in run_dir:
+        _drop_metrics_after(f"{run_dir}/metrics.jsonl", start_step)
+        metrics_file = open(f"{run_dir}/metrics.jsonl", "a")
 
     stopper = _Stop()
     previous = {s: signal.signal(s, stopper) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -311,6 +315,7 @@ def train(config) -> int:
     # ------------------------------------------------------------------------------------------
     log.info("training from step %d to %d", start_step, steps)
     last_time, last_step, exit_code = time.perf_counter(), start_step, 0
+    current = start_step
     try:
         while True:
             current = int(step.numpy())
@@ -355,13 +360,80 @@ def train(config) -> int:
             # Every worker leaves together: the chief hosts the coordination service, and a worker
             # still finishing its last collective when the chief exits would die of lost heartbeats.
             strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("SUM", tf.ones([])))
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
+        if _cluster_size() <= 1 or not _is_peer_failure(error):
+            raise
+        log.error("%s", worker_lost_message(error, current, f"{run_dir}/checkpoints"))
+        exit_code = EXIT_WORKER_LOST
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         if metrics_file:
             metrics_file.close()
         writer.close()
+    if exit_code == EXIT_WORKER_LOST:
+        # Leave without tearing TensorFlow down: after an aborted collective, destroying the input
+        # iterator waits on its background threads for tens of seconds (14-88 s measured), and a
+        # restart should not wait for that. Everything worth keeping is on disk already.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_WORKER_LOST)
     return exit_code
+
+
+def _drop_metrics_after(path: str, step: int) -> None:
+    """Resuming at `step`: drop the lines of steps after it (trained since the checkpoint, then lost
+    with a killed process), so that metrics.jsonl holds each step once, in order."""
+    if not os.path.exists(path):
+        return
+    with open(path) as handle:
+        lines = handle.readlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError):  # a line cut short by a kill
+            pass
+    if len(kept) < len(lines):
+        with open(f"{path}.tmp", "w") as handle:
+            handle.writelines(kept)
+        os.replace(f"{path}.tmp", path)
+        log.info("metrics.jsonl: dropped %d line(s) after step %d (steps lost since that checkpoint)",
+                 len(lines) - len(kept), step)
+
+
+def _is_peer_failure(error) -> bool:
+    """A collective aborted because another task of the cluster is gone (not, say, a file read)."""
+    text = error.message
+    return any(sign in text for sign in ("Collective ops is aborted", "unhealthy", "coordination service",
+                                         "CoordinationService", "/job:"))
+
+
+def worker_lost_message(error, step: int, checkpoint_dir: str) -> str:
+    """What happened and what to do, when a peer of a MultiWorkerMirroredStrategy job is lost."""
+    import re
+
+    import tensorflow as tf
+
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message)  # {{function_node ... (a local device) ...}}
+    unhealthy = text.split("unhealthy", 1)[1] if "unhealthy" in text else ""
+    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", unhealthy or text)))
+    who = " and ".join(f"{job} {task} (/job:{job}/task:{task})" for job, task in tasks)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # TensorFlow's message starts with "Graph execution error:" and a traceback; the cause is the
+    # line saying why the collective was aborted.
+    cause = next((line for line in lines if "aborted by" in line), None) or (lines[-1] if lines else "")
+    if len(cause) > 300:
+        cause = cause[:300] + " ..."
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    resume = (f"they resume from checkpoint {os.path.basename(latest)} (the steps after it are lost)" if latest
+              else "no checkpoint was written yet, so they start from step 0")
+    return (f"a worker was lost: {who or 'a worker (or the network to it)'} stopped responding during step {step + 1} "
+            f"(TensorFlow: {type(error).__name__}: {cause}). A MultiWorkerMirroredStrategy job cannot go on "
+            f"with fewer workers, so every worker stops (exit code {EXIT_WORKER_LOST}). Restart every worker with "
+            f"the same command and TF_CONFIG; {resume}.")
 
 
 #: TensorBoard tag → record key.
