@@ -63,7 +63,7 @@ probe: install
 
 # make bench: every speed benchmark (each prints one JSON object; under 15 minutes on 2 cores).
 # budget.py is a helper module; flops.py's count is part of training_step's JSON; quality.py
-# pretrains for a CPU budget (an hour): make quality.
+# pretrains for a CPU budget and probes (about two hours on 2 cores): make quality.
 SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
 bench: install
 	@for name in $(SPEED_BENCHMARKS); do $(PY) -m benchmarks.$$name || exit 1; done
