@@ -61,7 +61,7 @@ probe: install
 	  $(PY) -m training probe --run $(RUN) --audio $(DATA) --out $(RUN)/probe.json $(PROBE_ARGS); \
 	fi
 
-# make bench: every speed benchmark (each prints one JSON object; under 15 minutes on 2 cores).
+# make bench: every speed benchmark, each printing one JSON object (README, Performance: its duration).
 # budget.py is a helper module; flops.py's count is part of training_step's JSON; quality.py
 # pretrains for a CPU budget and probes (about two hours on 2 cores): make quality.
 SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
