@@ -66,7 +66,10 @@ probe: install
 # pretrains for a CPU budget and probes (about two hours on 2 cores): make quality.
 SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
 bench: install
-	@for name in $(SPEED_BENCHMARKS); do $(PY) -m benchmarks.$$name || exit 1; done
+	@for name in $(SPEED_BENCHMARKS); do \
+	  start=$$(date +%s); $(PY) -m benchmarks.$$name || exit 1; \
+	  echo "make bench: benchmarks.$$name took $$(( $$(date +%s) - start )) s" >&2; \
+	done
 
 # make quality [QUALITY_ARGS="--minutes 10 --models tiny small"]: does pretraining beat the baselines?
 QUALITY_ARGS ?=

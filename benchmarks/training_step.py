@@ -6,7 +6,8 @@ Prints one JSON object. In one process, so the ratios hold on a shared machine:
   and without XLA: the most TensorFlow gets out of this CPU;
 - ``flops``: the model FLOPs per example (all views of a clip, forward and backward), counted in
   XLA's optimised program and by formula (``benchmarks.flops``);
-- ``steps``: for each model size, precision and ``--jit`` choice, examples per second of the
+- ``steps``: for each setting (model size, precision, ``--jit``; ``DEFAULT_SETTINGS`` unless
+  ``--precisions`` or ``--jit`` ask for a cross product), examples per second of the
   trainer's own step (``training.train.build_step``: views, encoder + projector, LeJEPA loss,
   gradients, AdamW) on a fixed batch in memory (the input stream has its own benchmark), the
   time of the view maker alone, its share of the step, and the step's achieved FLOP/s as a
@@ -14,7 +15,7 @@ Prints one JSON object. In one process, so the ratios hold on a shared machine:
 - ``h100``: the examples per second the ``base`` model needs at 40 % of an H100's bf16 dense peak,
   against what one host core's input stream delivers (``benchmarks.input_stream``).
 
-    python -m benchmarks.training_step [--models tiny small base] [--steps 2] [--batch tiny=16 ...]
+    python -m benchmarks.training_step [--models tiny small base] [--min-seconds 3] [--batch tiny=16 ...]
 """
 from __future__ import annotations
 
@@ -34,23 +35,37 @@ log = logging.getLogger("benchmarks.training_step")
 H100_BF16_DENSE_FLOPS = 989e12
 UTILISATION = 0.4
 
-#: Per model size: batch, and the --jit choices measured by default (the CPU default "views" and
-#: "all"; "off" for tiny only, where it is cheap). Small batches keep the default run short.
+#: Per model size: the batch, and the (precision, --jit) settings measured by default. Every axis
+#: is covered within `make bench`'s 15 minutes on 2 cores: ``tiny`` (cheap) without XLA, with XLA
+#: for the views (the CPU default) and for the whole step, in float32, and bf16 with the default;
+#: ``small`` in both precisions with the default; ``base`` (tens of seconds per step, over a minute
+#: to build its first) in bf16 with the default only. ``--precisions`` or ``--jit`` measure their
+#: full cross product for every size instead (README, Performance: such a run's figures).
 DEFAULT_BATCH = {"tiny": 16, "small": 2, "base": 1}
-DEFAULT_JIT = {"tiny": ("off", "views", "all"), "small": ("views", "all"), "base": ("views", "all")}
+DEFAULT_SETTINGS = {
+    "tiny": (("float32", "off"), ("float32", "views"), ("float32", "all"), ("mixed_bfloat16", "views")),
+    "small": (("float32", "views"), ("mixed_bfloat16", "views")),
+    "base": (("mixed_bfloat16", "views"),),
+}
+JIT_CHOICES = ("off", "views", "all")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
-def _seconds(function, repeats: int) -> float:
-    """Mean wall time of `function` over `repeats` calls after one warm-up call (compilation)."""
-    function()
-    started = time.perf_counter()
-    for _ in range(repeats):
+def _seconds(function, min_seconds: float) -> float:
+    """Mean wall time of `function` over as many calls as fill `min_seconds` (at least one).
+
+    The caller makes the first, compiling call: a ``base`` step takes tens of seconds on a CPU, so
+    a fixed repeat count would either blow the benchmark's budget or time a fast step too briefly."""
+    calls, started = 0, time.perf_counter()
+    while True:
         function()
-    return (time.perf_counter() - started) / repeats
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= min_seconds:
+            return elapsed / calls
 
 
-def matmul_peak(dtype: str, jit: bool, size: int = 2048, chain: int = 4, repeats: int = 3) -> float:
+def matmul_peak(dtype: str, jit: bool, size: int = 2048, chain: int = 4, min_seconds: float = 2.0) -> float:
     """FLOP/s of `chain` dependent [size, size] matmuls in one tf.function."""
     import tensorflow as tf
 
@@ -64,11 +79,12 @@ def matmul_peak(dtype: str, jit: bool, size: int = 2048, chain: int = 4, repeats
             x = tf.linalg.matmul(x, w)
         return x
 
-    seconds = _seconds(lambda: product(a).numpy(), repeats)
+    product(a).numpy()
+    seconds = _seconds(lambda: product(a).numpy(), min_seconds)
     return chain * 2 * size**3 / seconds
 
 
-def step_speed(size: str, precision: str, jit: str, batch: int, steps: int) -> dict[str, float]:
+def step_speed(size: str, precision: str, jit: str, batch: int, min_seconds: float) -> dict[str, float]:
     """Seconds per training step and per call of the view maker alone, on one fixed batch."""
     import keras
     import tensorflow as tf
@@ -95,8 +111,10 @@ def step_speed(size: str, precision: str, jit: str, batch: int, steps: int) -> d
     started = time.perf_counter()
     step.train(logmel, stop)["loss"].numpy()
     compile_s = time.perf_counter() - started
-    step_s = _seconds(lambda: step.train(logmel, stop)["loss"].numpy(), steps)
-    views_s = _seconds(lambda: step.views(logmel, seed)[0].x[0, 0, 0, 0].numpy(), max(steps, 3))
+    step_s = _seconds(lambda: step.train(logmel, stop)["loss"].numpy(), min_seconds)
+    make_views = lambda: step.views(logmel, seed)[0].x[0, 0, 0, 0].numpy()  # noqa: E731
+    make_views()
+    views_s = _seconds(make_views, min_seconds)
     log.info("%s %s jit=%s batch %d: %.2f s/step, views %.3f s (%.1f %%), first step %.0f s", size, precision, jit,
              batch, step_s, views_s, 100 * views_s / step_s, compile_s)
     return {"first_step_s": compile_s, "step_s": step_s, "views_s": views_s}
@@ -124,21 +142,27 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_BATCH), choices=list(DEFAULT_BATCH))
     parser.add_argument("--batch", nargs="*", default=[], metavar="SIZE=N",
                         help=f"batch per model size (default {DEFAULT_BATCH})")
-    parser.add_argument("--jit", nargs="+", choices=("off", "views", "all"),
-                        help=f"--jit choices for every size (default per size: {DEFAULT_JIT})")
-    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per setting (after one to compile)")
+    parser.add_argument("--jit", nargs="+", choices=JIT_CHOICES,
+                        help=f"--jit choices to measure for every size (default per size: {DEFAULT_SETTINGS})")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="precisions to measure for every size")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="time each setting's step (and its views) over at least this long, after the "
+                             "compiling first step; at least one step")
     parser.add_argument("--matmul-size", type=int, default=2048)
     parser.add_argument("--input-stream", type=float, default=None, metavar="EXAMPLES_PER_S",
                         help="the input stream's examples/s per core, instead of running benchmarks.input_stream")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     batches = _batches(args.batch)
+    settings = {size: DEFAULT_SETTINGS[size] if not (args.precisions or args.jit) else
+                [(precision, jit) for precision in args.precisions or PRECISIONS for jit in args.jit or JIT_CHOICES]
+                for size in args.models}
+    precisions = sorted({precision for chosen in settings.values() for precision, _ in chosen})
 
     from benchmarks.flops import model_flops
 
     peaks = {}
-    for precision in args.precisions:
+    for precision in precisions:
         dtype = "bfloat16" if "bfloat16" in precision else "float32"
         peaks[precision] = {f"{'xla' if jit else 'no_xla'}_gflops": matmul_peak(dtype, jit, args.matmul_size) / 1e9
                             for jit in (False, True)}
@@ -148,21 +172,20 @@ def main() -> None:
     steps = []
     for size in args.models:
         per_example = flops[size]["counted"]["forward_backward"]
-        for precision in args.precisions:
-            for jit in args.jit or DEFAULT_JIT[size]:
-                timing = step_speed(size, precision, jit, batches[size], args.steps)
-                examples_per_s = batches[size] / timing["step_s"]
-                achieved = per_example * examples_per_s
-                steps.append({
-                    "model": size, "precision": precision, "jit": jit, "batch": batches[size],
-                    "examples_per_s": round(examples_per_s, 3), **{k: round(v, 4) for k, v in timing.items()},
-                    "views_share": round(timing["views_s"] / timing["step_s"], 4),
-                    "achieved_gflops": round(achieved / 1e9, 2),
-                    "fraction_of_matmul_peak": round(achieved / 1e9 / max(peaks[precision].values()), 3),
-                })
+        for precision, jit in settings[size]:
+            timing = step_speed(size, precision, jit, batches[size], args.min_seconds)
+            examples_per_s = batches[size] / timing["step_s"]
+            achieved = per_example * examples_per_s
+            steps.append({
+                "model": size, "precision": precision, "jit": jit, "batch": batches[size],
+                "examples_per_s": round(examples_per_s, 3), **{k: round(v, 4) for k, v in timing.items()},
+                "views_share": round(timing["views_s"] / timing["step_s"], 4),
+                "achieved_gflops": round(achieved / 1e9, 2),
+                "fraction_of_matmul_peak": round(achieved / 1e9 / max(peaks[precision].values()), 3),
+            })
 
     result = {
-        "benchmark": "training_step", "steps_timed": args.steps,
+        "benchmark": "training_step", "min_seconds_per_setting": args.min_seconds,
         "matmul_peak": {p: {k: round(v, 1) for k, v in values.items()} for p, values in peaks.items()},
         "flops": flops, "steps": steps,
     }
