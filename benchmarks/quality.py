@@ -16,8 +16,8 @@ random weights and log-mel mean + standard deviation features (``python -m train
 
 Everything is kept under ``--work`` (corpora, shards, runs, probe reports), so a second call
 reuses the corpora and shards and only retrains. About 10 minutes for corpora and shards, then
-per model the budget plus its probes: ~6 min for ``tiny``, over an hour for ``small`` (4,047 clips
-embedded twice at ~4e10 FLOPs each) on 2 cores.
+per model the budget plus its probes: ~6 min for ``tiny``, about an hour for ``small`` (4,047 clips
+embedded twice, ~0.3 s each) on 2 cores.
 """
 from __future__ import annotations
 
