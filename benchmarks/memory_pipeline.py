@@ -5,7 +5,7 @@ shards per size so each shard holds the same number of clips) on N and 10·N gen
 reports the largest resident set of any process of the job (launcher or worker), from
 ``getrusage(RUSAGE_CHILDREN)``. Bounded memory means the two peaks are about equal.
 
-    python -m benchmarks.memory_pipeline [--clips 40]
+    python -m benchmarks.memory_pipeline [--clips 20]
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.pipeline_local import make_clips_on_disk
+
+#: Every shard holds this many clips at both sizes, so only the number of shards and clips grows.
+CLIPS_PER_SHARD = 10
 
 
 def peak_rss_mb(command: list[str]) -> float:
@@ -44,7 +47,7 @@ def peak_rss_at_two_sizes(small: int, command_for: Callable[[int], list[str]], u
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=40, help="the small size; the large one is ten times it")
+    parser.add_argument("--clips", type=int, default=20, help="the small size; the large one is ten times it")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mygo-bench-memory"))
     args = parser.parse_args()
     work = Path(args.workdir)
@@ -56,9 +59,9 @@ def main() -> None:
         out = work / f"out{count}"
         shutil.rmtree(out, ignore_errors=True)
         return [sys.executable, "-m", "pipeline", "--audio-dir", str(audio), "--split", "train", "--out", str(out),
-                "--cache", str(work / "cache"), "--workers", "2", "--num-shards", str(max(1, count // 20))]
+                "--cache", str(work / "cache"), "--workers", "2", "--num-shards", str(max(1, count // CLIPS_PER_SHARD))]
 
-    print(json.dumps({"benchmark": "memory_pipeline", "clips_per_shard": 20,
+    print(json.dumps({"benchmark": "memory_pipeline", "clips_per_shard": CLIPS_PER_SHARD,
                       **peak_rss_at_two_sizes(args.clips, job, "clips")}))
 
 
