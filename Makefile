@@ -23,8 +23,10 @@ $(VENV)/.installed: setup.py docker/install.sh benchmarks/data/packages.py
 	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
+# --durations: the 20 slowest tests at the end of every run, so the suite's budget (well under
+# 20 min on 2 cores) can be watched from CI's log.
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=20 tests
 
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
