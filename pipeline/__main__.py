@@ -1,11 +1,14 @@
 """``python -m pipeline``: shard AudioSet segments (or local audio) into log-mel TFRecords.
 
 Options this parser does not know are handed to Apache Beam, so any pipeline option works:
-``--runner DataflowRunner --project P --region R --temp_location gs://...``.
+``--runner DataflowRunner --project P --region R --temp_location gs://...``. An option neither
+knows is refused before anything starts (Beam itself would only log "Discarding unparseable
+args" and run on: a misspelt ``--sleep-interval`` would then download at full speed).
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -51,6 +54,47 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def beam_option_parser() -> argparse.ArgumentParser:
+    """A parser of every option Beam's PipelineOptions know, built the way Beam builds its own
+    (``PipelineOptions.get_all_options``: each direct subclass adds its arguments), so what it
+    accepts is exactly what Beam would parse. Its errors raise instead of exiting."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    class Checker(_BeamArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise ValueError(f"Apache Beam option: {message}")
+
+    beam = Checker(allow_abbrev=False, add_help=False)
+    classes: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():
+        classes.setdefault(str(cls), cls)
+    for cls in classes.values():
+        cls._add_argparse_args(beam)  # noqa: SLF001 (what Beam itself calls)
+    return beam
+
+
+def unknown_arguments(ours: argparse.ArgumentParser, beam_args: list[str]) -> list[str]:
+    """Messages for the arguments neither this job nor Beam knows, each with a "did you mean"
+    suggestion from both sets of options; empty when all are known. Values are never echoed
+    (a misspelt --proxy may carry a password)."""
+    beam = beam_option_parser()
+    _, unknown = beam.parse_known_args(beam_args)
+    known = sorted({*ours._option_string_actions, *beam._option_string_actions} - {"-h", "--help"})
+    problems = []
+    for argument in unknown:
+        if not argument.startswith("-"):
+            if not problems:  # a value that follows a known option, or a stray word
+                problems.append("unexpected argument (not an option) in the command line")
+            continue
+        name = argument.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if not close and "_" in name:
+            close = difflib.get_close_matches(name.replace("_", "-"), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        problems.append(f"unknown option {name}{hint}: neither this job nor Apache Beam knows it")
+    return problems
+
+
 def config_from_args(args: argparse.Namespace) -> JobConfig:
     settings = flags.given(args, FLAGS)
     if "fetch.url_template" not in settings and settings.get("audio_dir"):
@@ -79,8 +123,15 @@ def configure_logging(level: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any worker imports TensorFlow
-    args, beam_args = parser().parse_known_args(argv)
+    ours = parser()
+    args, beam_args = ours.parse_known_args(argv)
     configure_logging(args.log_level)
+    try:
+        problems = unknown_arguments(ours, beam_args)
+    except ValueError as error:  # a Beam option with a value Beam cannot take
+        problems = [str(error)]
+    if problems:
+        ours.error("; ".join(problems))  # exit code 2, before any work
     from pipeline.run import run
 
     try:

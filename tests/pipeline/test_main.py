@@ -102,3 +102,32 @@ def test_readme_runner_options_are_all_understood_by_beam(runner_args, expected,
         options = beam_options(config, beam_args).get_all_options()
     assert "Discarding unparseable args" not in caplog.text  # what Beam says of an option it does not know
     assert {key: options[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize("argv, suggestion", [
+    (["--sleep-intervall", "5"], "--sleep-interval"),
+    (["--prox", "http://user:hunter2@127.0.0.1:9"], "--proxy"),
+    (["--prox=http://user:hunter2@127.0.0.1:9"], "--proxy"),
+    (["--runner", "DirectRunner", "--num_workerz", "3"], "--num_workers"),
+    (["--direct-num-workers", "2"], "--direct_num_workers"),
+], ids=["our-flag", "proxy", "proxy-equals", "beam-flag", "dashes-for-underscores"])
+def test_an_option_nobody_knows_is_refused_before_anything_starts(argv, suggestion, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr("pipeline.run.run", lambda config, beam_args, argv: calls.append(beam_args))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*REQUIRED, *argv])
+    assert exit_.value.code == 2 and calls == []
+    stderr = capsys.readouterr().err
+    unknown = argv[-2].split("=")[0] if argv[-1][0] != "-" and len(argv) > 1 else argv[-1].split("=")[0]
+    assert f"unknown option {unknown} (did you mean {suggestion}?)" in stderr
+    assert "hunter2" not in stderr
+
+
+def test_a_beam_option_with_a_bad_value_is_refused_before_anything_starts(monkeypatch, capsys):
+    monkeypatch.setattr("pipeline.run.run", lambda config, beam_args, argv: pytest.fail("the job started"))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*REQUIRED, "--num_workers", "many"])
+    assert exit_.value.code == 2
+    assert "--num_workers: invalid int value: 'many'" in capsys.readouterr().err
