@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Any
 
 from pipeline.audio import ClipSettings
-from pipeline.fetch import FetchConfig, redact_url
+from pipeline.fetch import FetchConfig, redact_url, redact_value
 from pipeline.flags import setting
 from pipeline.segments import PACKAGED_LABELS
 from pipeline.spectrogram import SpectrogramConfig
@@ -52,25 +51,20 @@ class JobConfig:
             raise ValueError("--limit must be at least 1")
 
     def public_dict(self) -> dict[str, Any]:
-        """The settings with credentials removed, for the manifest and logs."""
-        values = dataclasses.asdict(self)
-        if self.fetch.proxy:
-            values["fetch"]["proxy"] = redact_proxy(self.fetch.proxy)
-        return values
-
-
-def redact_proxy(proxy: str) -> str:
-    """``[scheme://]user:secret@host`` → ``[scheme://]***@host`` (a proxy may omit the scheme)."""
-    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?)[^/@]*@", r"\1***@", proxy)
+        """The settings with credentials removed, for the manifest and logs: every string setting
+        goes through the one redaction (:func:`pipeline.fetch.redact_url`), so a URL-shaped
+        setting (``--url-template``, ``--proxy``, any later one) cannot be written in clear."""
+        return redact_value(dataclasses.asdict(self))
 
 
 def redact_argv(argv: list[str]) -> list[str]:
-    """A command line safe to store: URLs lose their credentials, --proxy values included."""
+    """A command line safe to store: each argument, and the value of a ``--flag=value``, through
+    the same redaction as the settings (a proxy without scheme is a whole argument, or a value)."""
     safe = []
-    for index, argument in enumerate(argv):
-        if argument.startswith("--proxy="):
-            argument = "--proxy=" + redact_proxy(argument[len("--proxy=") :])
-        elif index and argv[index - 1] == "--proxy":
-            argument = redact_proxy(argument)
-        safe.append(redact_url(argument))
+    for argument in argv:
+        flag, equals, value = argument.partition("=")
+        if argument.startswith("--") and equals:
+            safe.append(f"{flag}={redact_url(value)}")
+        else:
+            safe.append(redact_url(argument))
     return safe

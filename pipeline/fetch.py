@@ -132,7 +132,7 @@ class FetchConfig:
         # holds a cookie value, so the cookie file is not read for this).
         fields = ", ".join(
             f"{field.name}={_without(repr(getattr(self, field.name)), _proxy_secrets(self.proxy))}"
-            for field in dataclasses.fields(self))
+            for field in dataclasses.fields(self))  # _without ends with redact_url: the template's too
         return f"FetchConfig({fields})"
 
 
@@ -220,7 +220,10 @@ def classify_error(message: str) -> tuple[str, bool]:
 
 # ---- secrets -----------------------------------------------------------------------------------
 
-_USERINFO_PATTERN = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+# The authority's user part runs to its last "@": a raw "@" in a password must not end it.
+_USERINFO_PATTERN = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#]*@")
+# A whole value of the form user[:pass]@host[:port][/...] with no scheme (a proxy may omit it).
+_BARE_USERINFO_PATTERN = re.compile(r"^[^\s/?#:@]+(?::[^\s/?#]*)?@(?=[^\s/?#@]+(?:[/?#]\S*)?$)")
 _ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -298,8 +301,27 @@ def _without(text: str, secrets: list[str]) -> str:
 
 
 def redact_url(text: str) -> str:
-    """Every ``scheme://user:pass@`` in ``text`` becomes ``scheme://***@``."""
-    return _USERINFO_PATTERN.sub(r"\g<scheme>***@", text)
+    """The one redaction of URL credentials, for messages, settings and command lines alike.
+
+    Every ``scheme://user:pass@host`` in ``text`` becomes ``scheme://***@host``; the user part
+    runs to the *last* ``@`` before the host's ``/``, so a password holding a raw ``@`` goes
+    whole. A ``text`` that is nothing but ``user:pass@host[:port]`` (a proxy given without its
+    scheme) loses its user part too.
+    """
+    text = _USERINFO_PATTERN.sub(r"\g<scheme>***@", text)
+    return _BARE_USERINFO_PATTERN.sub("***@", text)
+
+
+def redact_value(value: Any) -> Any:
+    """``value`` (a setting: a string, or lists and dicts of them) with :func:`redact_url`
+    applied to every string in it, for the manifest and logs."""
+    if isinstance(value, str):
+        return redact_url(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(item) for item in value)
+    return value
 
 
 def _clean_message(text: str, config: FetchConfig) -> str:
