@@ -323,10 +323,10 @@ def write_manifest(
         reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
     out = config.out.rstrip("/")
     failures_name = shards.failures_file_name(config.split)
-    shards.write_text_atomic(f"{out}/{failures_name}", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures))
+    shards.write_text_atomic(f"{out}/{failures_name}", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures),
+                             tag=config.split)
 
-    manifest = shards.read_manifest(out)
-    manifest["splits"][config.split] = {
+    entry = {
         "shards": [{"file": s.file, "examples": s.examples, "segments": s.segments} for s in summaries],
         "examples": sum(s.examples for s in summaries),
         "segments": split_info["segments"],
@@ -337,9 +337,12 @@ def write_manifest(
         **{key: value for key, value in split_info.items() if key != "segments"},
         "completed": shards.utc_now(),
     }
-    shards.write_json_atomic(shards.manifest_path(out), manifest)
+    # The other split's job may be merging its entry at this moment: update_manifest says how
+    # neither loses the other's.
+    base = shards.new_manifest(config.spectrogram, load_vocabulary(config.labels).to_manifest(), config.clips.to_dict())
+    shards.update_manifest(out, config.split, base, entry)
     log.info("manifest: %s split has %d examples in %d shards; %d failures %s", config.split,
-             manifest["splits"][config.split]["examples"], len(summaries), len(failures), reasons or "")
+             entry["examples"], len(summaries), len(failures), reasons or "")
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import logging
 import platform
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,9 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
 
     Refused: a directory whose manifest has another format version, spectrogram config, label
     vocabulary or clip settings; shard files of this split with another shard count (they would
-    mix with the new ones). Removed: temporary files a killed run left behind.
+    mix with the new ones). Removed: temporary files a killed run of this split left behind, and
+    only those: the other split's job may be running on the same directory, its temporaries about
+    to be renamed into place (untagged manifest temporaries of older versions go after an hour).
     """
     import tensorflow as tf
 
@@ -32,12 +36,16 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
     clips = config.clips.to_dict()
     manifest = shards.read_manifest(out)
     if manifest is None:
-        shards.write_json_atomic(shards.manifest_path(out), shards.new_manifest(config.spectrogram, labels, clips))
+        shards.write_json_atomic(shards.manifest_path(out), shards.new_manifest(config.spectrogram, labels, clips),
+                                 tag=config.split)
     else:
         shards.check_compatible(manifest, config.spectrogram, directory=out, labels=labels, clips=clips)
     for name in sorted(tf.io.gfile.listdir(out)):
-        if ".tmp" in name and name.startswith((f"{config.split}-", "manifest.json", "failures-")):
-            tf.io.gfile.remove(f"{out}/{name}")
+        if shards.is_own_debris(name, config.split) or _old_untagged_manifest_temporary(f"{out}/{name}"):
+            try:
+                tf.io.gfile.remove(f"{out}/{name}")
+            except tf.errors.NotFoundError:
+                pass  # renamed or removed meanwhile
             continue
         parsed = shards.parse_shard_file_name(name)
         if parsed and parsed[0] == config.split and parsed[2] != num_shards:
@@ -46,6 +54,22 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
                 "they would mix. Pass --num-shards "
                 f"{parsed[2]} to rebuild them, use another --out, or delete them."
             )
+
+
+_UNTAGGED_MANIFEST_TEMPORARY = re.compile(r"^manifest\.json\.tmp-[0-9a-f]{32}$")
+
+
+def _old_untagged_manifest_temporary(path: str, max_age_s: float = 3600.0) -> bool:
+    """A manifest.json temporary without a split tag (written by an older version) and older than
+    ``max_age_s``: no running job still renames it."""
+    import tensorflow as tf
+
+    if not _UNTAGGED_MANIFEST_TEMPORARY.match(path.rsplit("/", 1)[-1]):
+        return False
+    try:
+        return time.time() - tf.io.gfile.stat(path).mtime_nsec / 1e9 > max_age_s
+    except tf.errors.NotFoundError:
+        return False
 
 
 def software_versions() -> dict[str, str]:

@@ -11,12 +11,16 @@ Decisions:
   and Python versions (``hash()`` is salted per process).
 - Files go through ``tf.io.gfile`` so ``gs://`` and other remote file systems work as local paths.
 - A shard is written to ``<name>.tmp-<random>`` and renamed, so readers never see half a shard.
+- Two jobs (train and eval) may share one directory at the same time: each split's manifest entry
+  is first written to its own ``manifest-<split>.json``, and ``manifest.json`` is then rebuilt from
+  those files until it is stable (see :func:`update_manifest`); :func:`read_manifest` overlays them.
 """
 from __future__ import annotations
 
 import datetime
 import hashlib
 import json
+import logging
 import math
 import re
 import uuid
@@ -27,6 +31,7 @@ import numpy as np
 
 from pipeline.spectrogram import FORMAT_VERSION, SpectrogramConfig
 
+log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
 #: Serialised size of one example (float16 log-mel plus a few hundred bytes of metadata); used to
@@ -38,6 +43,10 @@ _SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5
 
 class ShardDirectoryMismatch(ValueError):
     """A shard directory was built with other settings than the ones asked for."""
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be read: the message names the file and what is wrong."""
 
 
 def shard_file_name(split: str, index: int, count: int) -> str:
@@ -224,29 +233,117 @@ def manifest_path(directory: str) -> str:
     return f"{directory.rstrip('/')}/{MANIFEST}"
 
 
-def read_manifest(directory: str) -> dict[str, Any] | None:
+def split_manifest_path(directory: str, split: str) -> str:
+    """``manifest-<split>.json``: the entry one split's job wrote, merged into manifest.json."""
+    return f"{directory.rstrip('/')}/manifest-{split}.json"
+
+
+def _load_manifest_file(path: str) -> dict[str, Any] | None:
+    """A manifest file as a dict, None if it does not exist; ManifestError names the file and
+    the problem (a JSON decode error alone names neither)."""
     import tensorflow as tf
 
-    path = manifest_path(directory)
     if not tf.io.gfile.exists(path):
         return None
-    with tf.io.gfile.GFile(path, "r") as handle:
-        return json.load(handle)
+    try:
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            value = json.loads(handle.read().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text ({error}); delete it and run the job of each split again") from None
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path}: not valid JSON ({error}); it is damaged (truncated or edited): delete it and "
+                            "run the job of each split again") from None
+    if not isinstance(value, dict) or not isinstance(value.get("splits", {}), dict):
+        raise ManifestError(f"{path}: not a shard manifest (a JSON object with a 'splits' object expected)")
+    for split, entry in value.get("splits", {}).items():
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{path}: split {split!r} is {type(entry).__name__}, not an object")
+    return value
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write a whole file under a temporary name, then rename it into place."""
+def read_manifest(directory: str) -> dict[str, Any] | None:
+    """The directory's manifest: manifest.json with each ``manifest-<split>.json`` overlaid (the
+    newest entry of a split, even if two concurrent jobs raced on manifest.json). None for a
+    directory without a manifest; ManifestError for a damaged one."""
+    manifest = _load_manifest_file(manifest_path(directory))
+    for split in SPLITS:
+        part = _load_manifest_file(split_manifest_path(directory, split))
+        if part is None or split not in part["splits"]:
+            continue
+        if manifest is None:
+            manifest = {**part, "splits": {}}
+        manifest["splits"][split] = part["splits"][split]
+    return manifest
+
+
+def _split_entries(directory: str) -> dict[str, Any]:
+    entries = {}
+    for split in SPLITS:
+        part = _load_manifest_file(split_manifest_path(directory, split))
+        if part is not None and split in part["splits"]:
+            entries[split] = part["splits"][split]
+    return entries
+
+
+#: Rounds of :func:`update_manifest` before it gives up on a stable manifest.json (each round is
+#: a few small reads and one write; two jobs finish within one round of each other).
+MANIFEST_ROUNDS = 20
+
+
+def update_manifest(directory: str, split: str, base: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Record ``split``'s entry, safely while the other split's job does the same.
+
+    Why not a lock or a generation precondition: ``tf.io.gfile`` (local disk and ``gs://`` alike)
+    offers neither, and a lock left by a killed job would need a time-out. Instead every writer
+    owns one file, ``manifest-<split>.json`` (written atomically; no one else writes it), and
+    ``manifest.json`` is a merge of those files that every writer rebuilds: read the split files,
+    write the merge, read the split files again, and repeat until they did not change in between.
+    The last write of manifest.json is then complete: a split file changed before that writer's
+    first read is in its merge, one changed before its second read would have made it repeat, and
+    one changed after it is followed by that split's own (later) write. A job killed in between
+    leaves manifest.json one entry behind, which :func:`read_manifest` (the trainer's and the
+    probe's reader) covers by overlaying the split files; readers of manifest.json alone see it
+    complete once both jobs have finished. ``base`` is the directory's fixed part
+    (:func:`new_manifest`), used when manifest.json does not exist yet.
+    """
+    out = directory.rstrip("/")
+    write_json_atomic(split_manifest_path(out, split), {**base, "splits": {split: entry}}, tag=split)
+    for _ in range(MANIFEST_ROUNDS):
+        entries = _split_entries(out)
+        current = _load_manifest_file(manifest_path(out)) or base
+        merged = {**current, "splits": {**current.get("splits", {}), **entries}}
+        write_json_atomic(manifest_path(out), merged, tag=split)
+        if _split_entries(out) == entries:
+            return merged
+    log.warning("%s kept changing while %s was written; readers of the directory still see every split (from "
+                "manifest-<split>.json)", manifest_path(out), split)
+    return merged
+
+
+def write_text_atomic(path: str, text: str, *, tag: str = "") -> None:
+    """Write a whole file under a temporary name, then rename it into place. ``tag`` (a split)
+    goes into the temporary name, so a job cleaning up after a killed run of its split can tell
+    its own debris from a temporary file the other split's running job is about to rename."""
     import tensorflow as tf
 
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    temporary = f"{path}.tmp-{tag + '-' if tag else ''}{uuid.uuid4().hex}"
     with tf.io.gfile.GFile(temporary, "w") as handle:
         handle.write(text)
         handle.flush()  # GFile creates nothing for an empty write without it
     tf.io.gfile.rename(temporary, path, overwrite=True)
 
 
-def write_json_atomic(path: str, value: Any) -> None:
-    write_text_atomic(path, json.dumps(value, indent=1) + "\n")
+def write_json_atomic(path: str, value: Any, *, tag: str = "") -> None:
+    write_text_atomic(path, json.dumps(value, indent=1) + "\n", tag=tag)
+
+
+def is_own_debris(name: str, split: str) -> bool:
+    """A temporary file of ``split``'s job (one a killed run of it may have left): its shards,
+    failures file and manifest files. Another split's temporaries are never this split's."""
+    return ".tmp-" in name and (
+        name.startswith((f"{split}-", f"{failures_file_name(split)}.tmp-", f"manifest-{split}.json.tmp-"))
+        or name.startswith(f"{MANIFEST}.tmp-{split}-")
+    )
 
 
 def new_manifest(config: SpectrogramConfig, labels: list[dict[str, Any]], clips: dict[str, Any]) -> dict[str, Any]:
