@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from pipeline.shards import ShardDirectoryMismatch
+    from pipeline.shards import ManifestError, ShardDirectoryMismatch
 
     settings = config_module.given_settings(args)
     try:
@@ -133,8 +133,8 @@ def train_command(args: argparse.Namespace) -> int:
         write_json_atomic(f"{run_dir.rstrip('/')}/config.json", config.to_dict())
         log.info("%s run in %s with config:\n%s", "resuming" if resumed else "new", run_dir, config.to_json())
         return train_module.train(config)
-    except (ShardDirectoryMismatch, ShardProblem, config_module.UsageError) as error:
-        log.error("%s", error)
+    except (ShardDirectoryMismatch, ManifestError, ShardProblem, config_module.UsageError) as error:
+        log.error("%s", error)  # a damaged manifest.json is named, not a JSONDecodeError traceback
         return 2
 
 

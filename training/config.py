@@ -313,7 +313,57 @@ def differences(saved: Config, settings: dict[str, Any]) -> list[str]:
 
 
 def load(path: str) -> Config:
+    """A run's saved config.json. A damaged or hand-edited file is a UsageError naming the file and
+    the setting (a value of the wrong type would otherwise surface as a TypeError deep in the
+    dataclasses' checks, a bad JSON as a bare JSONDecodeError)."""
+    import types
+
     import tensorflow as tf
 
-    with tf.io.gfile.GFile(path) as handle:
-        return Config.from_dict(json.load(handle))
+    def type_problem(kind: Any, value: Any, where: str) -> str | None:
+        """What is wrong with ``value`` for a field typed ``kind``, or None."""
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                return f"{where} is {value!r}, expected an object of {kind.__name__} settings"
+            hints = typing.get_type_hints(kind)
+            return next((problem for name, inner in value.items() if name in hints
+                         for problem in [type_problem(hints[name], inner, f"{where}.{name}")] if problem), None)
+        if origin in (typing.Union, types.UnionType):
+            problems = [type_problem(arm, value, where) for arm in args]
+            return None if None in problems else next(p for p in problems if p)
+        if kind is type(None):
+            return None if value is None else f"{where} is {value!r}, expected null"
+        if origin is tuple:
+            if not isinstance(value, list):
+                return f"{where} is {value!r}, expected a list"
+            arms = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+            if len(arms) != len(value):
+                return f"{where} is {value!r}, expected {len(arms)} values"
+            return next((p for arm, item in zip(arms, value) for p in [type_problem(arm, item, where)] if p), None)
+        if origin is typing.Literal:
+            return None if value in args else f"{where} is {value!r}, expected one of {list(args)}"
+        expected = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(kind)
+        if expected is None or (isinstance(value, expected) and (kind is bool or not isinstance(value, bool))):
+            return None
+        return f"{where} is {value!r} ({type(value).__name__}), expected {kind.__name__}"
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            values = json.loads(handle.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: not a readable JSON file ({error}); restore it, or start a new run in another "
+                         "--out") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: expected an object of settings, found {type(values).__name__}")
+    for name, value in values.items():
+        hints = typing.get_type_hints(Config)
+        problem = type_problem(hints[name], value, name) if name in hints else None
+        if problem:
+            raise UsageError(f"{path}: {problem}")
+    try:
+        return Config.from_dict(values)
+    except UsageError as error:
+        raise UsageError(f"{path}: {error}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise UsageError(f"{path}: unusable settings ({type(error).__name__}: {error})") from None
