@@ -1,10 +1,13 @@
 """Decoding with the real ffmpeg, and cutting or looping into 10 s clips."""
+import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
 
-from pipeline.audio import ClipSettings, DecodeError, DecodeRequest, UnusableAudio, decode, decode_many, make_clips
+from pipeline.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, UnusableAudio, decode,
+                            decode_many, make_clips)
 from pipeline.spectrogram import DEFAULT_CONFIG
 
 RATE = DEFAULT_CONFIG.sample_rate
@@ -94,3 +97,79 @@ def test_silent_and_empty_sources_are_refused_with_a_reason():
     with pytest.raises(UnusableAudio) as empty:
         make_clips(np.zeros((0, 2), np.float32), DEFAULT_CONFIG, ClipSettings())
     assert empty.value.reason == "empty"
+
+
+# ---- hostile files: caps, time limits, what ffmpeg may open --------------------------------------
+
+def dominant_hz(audio):
+    spectrum = np.abs(np.fft.rfft(audio[:, 0]))
+    return np.argmax(spectrum) * RATE / audio.shape[0]
+
+
+def test_decoded_length_is_capped_and_a_longer_source_is_too_long(tmp_path):
+    path = ffmpeg_tone(tmp_path / "long.flac", 30.0)
+    capped = decode(DecodeRequest(path), DEFAULT_CONFIG, max_seconds=12.0)
+    assert capped.shape[0] == 13 * RATE  # the cap and one second more, to tell "longer"
+    with pytest.raises(UnusableAudio) as error:
+        make_clips(capped, DEFAULT_CONFIG, ClipSettings(max_seconds=12.0))
+    assert error.value.reason == "too_long" and "longer than 12 s" in str(error.value)
+    # A CSV's end time of 1e300 asks for the whole file, and gets at most the cap.
+    (batch, _) = decode_many([DecodeRequest(path, duration_s=1e300), DecodeRequest(path)], DEFAULT_CONFIG,
+                             max_seconds=12.0)
+    assert batch.shape[0] == 13 * RATE
+    # Up to the cap, nothing changes.
+    exact = decode(DecodeRequest(path, start_s=1.0, duration_s=12.0), DEFAULT_CONFIG, max_seconds=12.0)
+    assert len(make_clips(exact, DEFAULT_CONFIG, ClipSettings(max_seconds=12.0))) == 2
+    assert ClipSettings().max_seconds == 600.0
+    with pytest.raises(ValueError, match="--max-seconds"):
+        ClipSettings(max_seconds=float("inf"))
+
+
+def test_a_fifo_that_blocks_ffmpeg_is_killed_and_is_a_transient_timeout(tmp_path):
+    fifo = tmp_path / "x.wav"
+    os.mkfifo(fifo)  # ffmpeg blocks in open(), where SIGTERM does not stop it
+    good = ffmpeg_tone(tmp_path / "good.flac", 1.0)
+    started = time.monotonic()
+    with pytest.raises(FfmpegTimeout) as error:
+        decode(DecodeRequest(str(fifo)), DEFAULT_CONFIG, timeout_s=1.0)
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.0 + KILL_GRACE_S + 3.0
+    assert (error.value.reason, error.value.permanent) == ("timeout", False)
+    assert "ran longer than 1 s" in str(error.value)
+    assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+                if str(fifo) in line]  # no ffmpeg left behind
+    batch = decode_many([DecodeRequest(good), DecodeRequest(str(fifo)), DecodeRequest(good)], DEFAULT_CONFIG,
+                        timeout_s=2.0)
+    assert isinstance(batch[1], FfmpegTimeout)
+    assert batch[0].shape == batch[2].shape == (RATE, 2)
+
+
+def test_a_playlist_named_wav_does_not_read_the_files_it_lists(tmp_path):
+    """An 87-byte HLS playlist named .wav, pointing at another local media file: ffmpeg picks the
+    demuxer from the content, and would decode the other file's audio into the shards."""
+    (tmp_path / "private").mkdir()
+    secret = ffmpeg_tone(tmp_path / "private" / "secret.flac", 3.0, frequency=440)
+    playlist = tmp_path / "innocent.wav"
+    playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.000000,\nprivate/secret.flac\n#EXT-X-ENDLIST\n")
+    assert len(playlist.read_bytes()) == 87 and os.path.exists(secret)
+    with pytest.raises(DecodeError) as error:
+        decode(DecodeRequest(str(playlist)), DEFAULT_CONFIG)
+    assert "not on whitelist" in str(error.value) and error.value.reason == "decode_error"
+    good = ffmpeg_tone(tmp_path / "good.flac", 1.0)
+    batch = decode_many([DecodeRequest(good), DecodeRequest(str(playlist))], DEFAULT_CONFIG)
+    assert isinstance(batch[1], DecodeError) and batch[0].shape == (RATE, 2)
+
+
+@pytest.mark.parametrize("name", ["http:127.0.0.1:9.wav", "concat:other.wav", "pipe:0.wav"])
+def test_file_names_that_look_like_urls_are_files(name, tmp_path, monkeypatch):
+    """With --audio-dir ., ffmpeg would get bare names: "concat:other.wav" would decode other.wav,
+    "http:..." would connect."""
+    monkeypatch.chdir(tmp_path)
+    ffmpeg_tone(tmp_path / "other.wav", 2.0, frequency=440)
+    ffmpeg_tone(tmp_path / "tone.wav", 2.0, frequency=1_500)
+    os.rename(tmp_path / "tone.wav", tmp_path / name)
+    audio = decode(DecodeRequest(name), DEFAULT_CONFIG)
+    assert abs(audio.shape[0] - 2 * RATE) <= 2
+    assert abs(dominant_hz(audio) - 1_500) < 2
+    (batch, _) = decode_many([DecodeRequest(name), DecodeRequest("other.wav")], DEFAULT_CONFIG)
+    np.testing.assert_array_equal(batch, audio)
