@@ -49,6 +49,11 @@ class JobConfig:
             raise ValueError("--num-shards must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if self.fetch.max_seconds != self.clips.max_seconds:
+            # One flag (--max-seconds, in ClipSettings: it shapes what becomes clips and is recorded
+            # with them); fetch_segment sees only FetchConfig, so it gets a copy, to refuse an
+            # over-long CSV range before downloading it.
+            object.__setattr__(self, "fetch", dataclasses.replace(self.fetch, max_seconds=self.clips.max_seconds))
 
     def public_dict(self) -> dict[str, Any]:
         """The settings with credentials removed, for the manifest and logs: every string setting

@@ -60,13 +60,15 @@ import os
 import random
 import re
 import shutil
+import socket
 import tempfile
+import threading
 import time
 import urllib.parse
 from typing import Any
 
-import ffmpeg
-
+from pipeline.audio import (AUDIO_DEMUXERS, DEFAULT_MAX_SECONDS, DecodeError, FfmpegTimeout, local_input,
+                            local_input_options, run_ffmpeg)
 from pipeline.flags import setting
 from pipeline.segments import YTID_PATTERN
 
@@ -104,7 +106,14 @@ class FetchConfig:
                            metavar="N")
     backoff_s: float = setting(2.0, "first back-off in seconds, doubled each attempt", flag="--backoff", metavar="S")
     retry_failed: bool = setting(False, "retry segments whose permanent failure is recorded in the cache")
-    socket_timeout: float = 30.0
+    ffmpeg_timeout: float = setting(300.0, "wall-clock limit of each ffmpeg run while fetching (section download, "
+                                           "check, local cut): past it, it is killed and the attempt is a transient "
+                                           "timeout", metavar="S")
+    socket_timeout: float = 30.0  # yt-dlp's sockets, and ffmpeg's -rw_timeout
+    # Longest segment fetched (JobConfig copies ClipSettings.max_seconds, the --max-seconds flag, here).
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    # The worker stops after this many fetches in a row could not write to the cache (see _LocalIo).
+    local_io_limit: int = 20
 
     def __post_init__(self) -> None:
         if self.url_template:
@@ -123,6 +132,12 @@ class FetchConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.socket_timeout <= 0:
             raise ValueError(f"socket_timeout must be > 0, got {self.socket_timeout}")
+        if not 0 < self.ffmpeg_timeout < float("inf"):
+            raise ValueError(f"--ffmpeg-timeout must be a positive number of seconds, got {self.ffmpeg_timeout}")
+        if not 0 < self.max_seconds < float("inf"):
+            raise ValueError(f"max_seconds must be a positive number of seconds, got {self.max_seconds}")
+        if self.local_io_limit < 1:
+            raise ValueError(f"local_io_limit must be at least 1, got {self.local_io_limit}")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate_limit must be a positive number of bytes/s, "
                              f"got {self.rate_limit}")
@@ -161,6 +176,7 @@ class FetchResult:
 # playability reasons that yt-dlp passes through.
 _RULES: tuple[tuple[str, bool, re.Pattern[str]], ...] = tuple(
     (reason, permanent, re.compile(pattern, re.IGNORECASE)) for reason, permanent, pattern in (
+        ("timeout", False, r"ffmpeg ran longer than"),
         ("bot_check", False, r"confirm you.?re not a bot|captcha"),
         ("rate_limited", False, r"HTTP Error 429|Too Many Requests|rate.?limit|"
                                 r"content isn.?t available, try again later"),
@@ -191,17 +207,19 @@ _RULES: tuple[tuple[str, bool, re.Pattern[str]], ...] = tuple(
                            r"getaddrinfo failed|Unable to connect to proxy|ProxyError|"
                            r"SSL|TransportError|urlopen error|bytes read, \d+ more expected|"
                            r"Unable to download (?:webpage|video data|API page)"),
+        ("local_io", False, r"No space left on device|Read-only file system|Permission denied|File too large|"
+                            r"Disk quota exceeded|Not a directory|Errno (?:13|27|28|30|122)\b"),
         ("empty", True, r"no audio in|Output file is empty|does not contain any stream|"
                         r"contains no audio|matches no streams|empty"),
         ("decode_error", True, r"Invalid data found|moov atom not found|could not find codec|"
                                r"Error while decoding|invalid frame|Invalid argument|"
                                r"Failed to read frame|unknown format|End of file|"
-                               r"could not be decoded|decode"),
-        ("local_io", False, r"No space left on device|Read-only file system|Permission denied"),
+                               r"could not be decoded|decode|not on whitelist"),
     ))
 
 REASONS: dict[str, bool] = {reason: permanent for reason, permanent, _ in _RULES}
 REASONS["unknown"] = False  # unknown reasons stay transient: never skip a segment for good blindly
+REASONS["too_long"] = True  # a CSV range longer than --max-seconds (never fetched)
 
 
 def classify_error(message: str) -> tuple[str, bool]:
@@ -453,9 +471,10 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
                   config: FetchConfig) -> FetchResult:
     """Returns the cached audio of [start_s, end_s] of ``ytid``, downloading it when needed.
 
-    Never raises for a problem of the video or the network: those come back as a
-    :class:`Failure` (and are recorded in the cache). Raises ValueError for an invalid id or
-    range and FileNotFoundError for a missing cookies file (mistakes of the caller).
+    Never raises for a problem of the video, the network or the cache's disk: those come back as
+    a :class:`Failure` (and are recorded in the cache when it can be written). Raises ValueError
+    for an invalid id or range and FileNotFoundError for a missing cookies file (mistakes of the
+    caller), and :class:`CacheUnwritable` when writes to the cache keep failing (see _LocalIo).
     """
     validate_segment(ytid, start_s, end_s)
     if not config.url_template:
@@ -465,6 +484,12 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
     if not _is_remote(cache_dir):
         cache_dir = os.path.abspath(cache_dir)  # paths handed on must not depend on the cwd
     stem = segment_stem(ytid, start_s, end_s)
+    if end_s - start_s > config.max_seconds:
+        # The CSV's fault, not the video's: not recorded in the cache (a larger --max-seconds
+        # fetches it), and nothing is downloaded.
+        return FetchResult(path=None, cached=False, failure=Failure(
+            "too_long", True, f"the segment [{start_s:g}, {end_s:g}] is longer than {config.max_seconds:g} s "
+            f"(--max-seconds)", 0, _now()))
 
     path = cached_segment(ytid, start_s, end_s, cache_dir)
     if path is not None:
@@ -475,15 +500,97 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
         logger.debug("cached permanent failure for %s: %s", stem, previous.reason)
         return FetchResult(path=None, failure=previous, cached=True)
 
-    if not _is_remote(cache_dir):
-        os.makedirs(cache_dir, exist_ok=True)
-        _remove_stale_temporaries(cache_dir, stem)
     work_parent = None if _is_remote(cache_dir) else cache_dir
-    work_dir = tempfile.mkdtemp(prefix=f".{stem}.", suffix=".tmp", dir=work_parent)
     try:
-        return _fetch_with_retries(ytid, start_s, end_s, cache_dir, stem, config, work_dir)
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
+        if work_parent is not None:
+            os.makedirs(cache_dir, exist_ok=True)
+            _remove_stale_temporaries(cache_dir, stem)
+        _sweep_once(work_parent or tempfile.gettempdir())
+        work_dir = tempfile.mkdtemp(prefix=f".{stem}.{_OWNER}-", suffix=".tmp", dir=work_parent)
+        try:
+            result = _fetch_with_retries(ytid, start_s, end_s, cache_dir, stem, config, work_dir)
+        finally:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    except OSError as error:  # the cache cannot be written: a full disk, a quota, permissions
+        failure = Failure("local_io", False, _clean_message(f"{type(error).__name__}: {error}", config),
+                          1, _now())
+        logger.warning("failed %s: local_io (transient): %s", stem, failure.message)
+        _LOCAL_IO.failed(cache_dir, failure.message, config.local_io_limit)
+        return FetchResult(path=None, failure=failure, cached=False)
+    if result.failure is not None and result.failure.reason == "local_io":
+        _LOCAL_IO.failed(cache_dir, result.failure.message, config.local_io_limit)
+    else:
+        _LOCAL_IO.succeeded()
+    return result
+
+
+class CacheUnwritable(OSError):
+    """Writes to the cache kept failing: the job stops rather than record every segment as a
+    local_io failure."""
+
+
+class _LocalIo:
+    """The rule that stops a job whose cache cannot be written: ``local_io_limit`` (20) fetches in
+    a row in one worker process failed to write to the cache, with no fetch in between that
+    wrote its audio or its failure record. A cache that is full now and then only costs the
+    segments that met it (transient failures, retried by the next run); one that takes no write
+    at all stops the job after 20 segments instead of failing every segment of the split."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.in_a_row = 0
+
+    def failed(self, cache_dir: str, message: str, limit: int) -> None:
+        with self.lock:
+            self.in_a_row += 1
+            if self.in_a_row < limit:
+                return
+            self.in_a_row = 0
+        raise CacheUnwritable(f"{limit} fetches in a row could not write to the cache {cache_dir}, the last: "
+                              f"{message}. Free space or fix its permissions, then run the same command again.")
+
+    def succeeded(self) -> None:
+        with self.lock:
+            self.in_a_row = 0
+
+
+_LOCAL_IO = _LocalIo()
+# Work directories are named after their host and process, so that a sweep can tell a dead
+# worker's (SIGKILL) from a running one's.
+_OWNER = f"{re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40]}-{os.getpid()}"
+_OWNER_PATTERN = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)-[^/.]*\.tmp$")
+_swept: set[str] = set()
+
+
+def _sweep_once(directory: str) -> None:
+    """Once per process and directory (so at a worker's first fetch, i.e. when a job starts):
+    deletes the work directories, with any private cookie copy in them, of workers of this host
+    that are gone (killed with SIGKILL, which no ``finally`` survives). Another host's, or one
+    named the old way, goes when older than STALE_TMP_S (the per-segment sweep does that too)."""
+    if directory in _swept:
+        return
+    _swept.add(directory)
+    for path in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
+        match = _OWNER_PATTERN.search(path)
+        try:
+            if match and match["host"] == _OWNER.rsplit("-", 1)[0]:
+                if int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
+                    logger.info("removing %s, left by a killed worker", path)
+                    shutil.rmtree(path, ignore_errors=True)
+            elif time.time() - os.path.getmtime(path) > STALE_TMP_S:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 # ---- the download ------------------------------------------------------------------------------
@@ -518,8 +625,8 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
         except _FetchError as error:
             failure = Failure(reason=error.reason, permanent=error.permanent, message=error.message,
                               attempts=attempt, time=_now())
-            if error.permanent or attempt == config.retries:
-                break
+            if error.permanent or error.reason == "local_io" or attempt == config.retries:
+                break  # a full disk does not empty itself in seconds: the next run retries
             delay = config.backoff_s * 2 ** (attempt - 1)
             delay += random.uniform(0, 0.1 * delay)  # de-synchronises parallel workers
             logger.info("%s: %s (attempt %d of %d), retrying in %.1f s",
@@ -593,10 +700,7 @@ def _deno_path() -> str | None:
         return None
 
 
-def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
-                   section: tuple[float, float] | None) -> dict[str, Any]:
-    from yt_dlp.utils import download_range_func
-
+def _ytdlp_options(config: FetchConfig, out_dir: str, name: str) -> dict[str, Any]:
     options: dict[str, Any] = {
         "format": "bestaudio/best",
         "outtmpl": {"default": os.path.join(out_dir, f"{name}.%(ext)s")},
@@ -617,8 +721,8 @@ def _ytdlp_options(config: FetchConfig, out_dir: str, name: str,
     }
     if _deno_path():
         options["js_runtimes"] = {"deno": {"path": _deno_path()}}  # else yt-dlp's default: deno on PATH
-    if section is not None:
-        options["download_ranges"] = download_range_func(None, [section])
+    # yt-dlp may post-process with ffmpeg (e.g. fix-ups of an m4a): ours, never.
+    options["fixup"] = "never"
     if config.cookies:
         options["cookiefile"] = _private_cookie_file(config, out_dir)
     if config.proxy:
@@ -639,6 +743,18 @@ def _run_ytdlp(url: str, options: dict[str, Any], config: FetchConfig) -> None:
         raise _FetchError(_clean_message(str(error), config)) from None
     except Exception as error:  # yt-dlp wraps most errors; whatever escapes must not leak secrets
         raise _FetchError(_clean_message(f"{type(error).__name__}: {error}", config)) from None
+    finally:
+        _forget_cookie_copy(options)
+
+
+def _forget_cookie_copy(options: dict[str, Any]) -> None:
+    """Deletes the private cookie copy as soon as yt-dlp has closed it (written back), so it lives
+    for one yt-dlp run, not for the whole fetch."""
+    if options.get("cookiefile"):
+        try:
+            os.remove(options["cookiefile"])
+        except FileNotFoundError:
+            pass
 
 
 def _downloaded_file(out_dir: str, name: str) -> str | None:
@@ -648,45 +764,115 @@ def _downloaded_file(out_dir: str, name: str) -> str | None:
     return None
 
 
-def _ffmpeg_message(error: ffmpeg.Error, config: FetchConfig) -> str:
-    """ffmpeg's last error lines, without our temporary paths (they differ on every run)."""
-    text = (error.stderr or b"").decode("utf-8", errors="replace")
-    text = re.sub(r"\S*\.tmp/attempt\d+/", "", text)
-    lines = text.strip().splitlines()
-    return _clean_message(" / ".join(lines[-3:]) or str(error), config)
+def _ffmpeg(args: list[str], config: FetchConfig, env: dict[str, str] | None = None) -> bytes:
+    """One ffmpeg run with the fetch's wall-clock limit; failures as classified _FetchErrors
+    (a timeout is transient), without our temporary paths (they differ on every run)."""
+    try:
+        return run_ffmpeg(args, config.ffmpeg_timeout, env=env)
+    except FfmpegTimeout as error:
+        raise _FetchError(str(error), "timeout", False) from None
+    except DecodeError as error:
+        text = re.sub(r"(?:file:)?\S*\.tmp/attempt\d+/", "", str(error))
+        raise _FetchError(_clean_message(text, config)) from None
 
 
 def _decoded_duration(path: str, config: FetchConfig) -> float:
-    """Seconds of audio that actually decode from ``path`` (its first audio stream).
+    """Seconds of audio that actually decode from ``path`` (its first audio stream), up to the cap.
 
     Decoding rather than reading the container's header: an index-less file can announce a
     duration it does not hold. 8 kHz mono 16-bit keeps this to ~160 kB per 10 s.
     """
-    try:
-        pcm, _ = (
-            ffmpeg.input(path)["a:0"]
-            .output("pipe:", format="s16le", acodec="pcm_s16le", ac=1, ar=8000)
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-            .run(capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as error:
-        raise _FetchError(_ffmpeg_message(error, config)) from None
-    return len(pcm) / (2 * 8000)
+    options = local_input_options()
+    args = [*_flat(options), "-i", local_input(path), "-map", "0:a:0", "-t", f"{config.max_seconds + 1:.3f}",
+            "-f", "s16le", "-acodec", "pcm_s16le", "-ac", "1", "-ar", "8000", "pipe:"]
+    return len(_ffmpeg(args, config)) / (2 * 8000)
+
+
+def _flat(options: dict[str, str]) -> list[str]:
+    return [item for key, value in options.items() for item in (f"-{key}", value)]
 
 
 def _cut_locally(source: str, start_s: float, end_s: float, out_path: str,
                  config: FetchConfig) -> None:
     """[start_s, end_s] of ``source`` re-encoded to FLAC (why FLAC: see the module docstring)."""
+    args = [*_flat(local_input_options()), "-ss", f"{start_s:.3f}", "-t", f"{end_s - start_s:.3f}",
+            "-i", local_input(source), "-map", "0:a:0", "-acodec", "flac", "-map_metadata", "-1",
+            "-f", "flac", "-y", local_input(out_path)]
+    _ffmpeg(args, config)
+
+
+#: Containers a section is stream-copied into, by the extension yt-dlp reports (yt-dlp's own
+#: mapping); any other extension is fetched whole by yt-dlp and cut locally.
+_SECTION_MUXERS = {"m4a": "ipod", "mp4": "mp4", "webm": "webm", "weba": "webm", "mka": "matroska",
+                   "mkv": "matroska", "ogg": "ogg", "oga": "ogg", "opus": "opus", "mp3": "mp3",
+                   "flac": "flac", "wav": "wav", "aac": "adts"}
+#: What a section download may open: the media URL over HTTP(S), through an HTTP proxy.
+_NETWORK_PROTOCOLS = "http,https,tcp,tls,httpproxy"
+
+
+def _media_of(url: str, config: FetchConfig, out_dir: str) -> tuple[dict[str, Any], str | None]:
+    """yt-dlp's extraction only: the chosen format (URL, extension, headers), and why ffmpeg must
+    not fetch it (None when it may)."""
+    import yt_dlp
+
+    options = _ytdlp_options(config, out_dir, "section")
     try:
-        (
-            ffmpeg.input(source, ss=f"{start_s:.3f}", t=f"{end_s - start_s:.3f}")["a:0"]
-            .output(out_path, acodec="flac", map_metadata=-1)
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-            .overwrite_output()
-            .run(capture_stdout=True, capture_stderr=True)
-        )
-    except ffmpeg.Error as error:
-        raise _FetchError(_ffmpeg_message(error, config)) from None
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=False)
+            media_url = str(info.get("url") or "")
+            has_cookies = bool(media_url.startswith(("http:", "https:"))
+                               and ydl.cookiejar.get_cookies_for_url(media_url))
+    except yt_dlp.utils.DownloadError as error:
+        raise _FetchError(_clean_message(str(error), config)) from None
+    except Exception as error:  # yt-dlp wraps most errors; whatever escapes must not leak secrets
+        raise _FetchError(_clean_message(f"{type(error).__name__}: {error}", config)) from None
+    finally:
+        _forget_cookie_copy(options)
+    headers = info.get("http_headers") or {}
+    if info.get("requested_formats") or info.get("protocol") not in ("http", "https"):
+        return info, f"the format's protocol is {info.get('protocol')}, not a single HTTP(S) file"
+    if info.get("ext") not in _SECTION_MUXERS:
+        return info, f"the format's extension is {info.get('ext')!r}"
+    if has_cookies:
+        return info, "the media URL takes cookies, which are never handed to ffmpeg"
+    if urllib.parse.urlsplit(media_url).username is not None or any(
+            key.lower() in ("cookie", "authorization", "proxy-authorization") for key in headers):
+        return info, "the media URL carries credentials, which are never handed to ffmpeg"
+    if config.proxy and not re.match(r"https?://", config.proxy):
+        return info, "ffmpeg takes HTTP proxies only"
+    return info, None
+
+
+def _download_section(info: dict[str, Any], start_s: float, end_s: float, config: FetchConfig,
+                      out_dir: str) -> str:
+    """[start_s, end_s] of the media URL stream-copied by ffmpeg, run here (not inside yt-dlp) so
+    that it gets our limits: ``-rw_timeout`` (a server that stalls), the wall-clock limit, HTTP(S)
+    only and the audio demuxers only.
+
+    What ffmpeg is never given: cookies and credentials. ffmpeg 5 reads options from its command
+    line only (``-cookies``, ``-headers``; reading an option from a file, ``-/opt``, came with
+    ffmpeg 7), and a command line is readable by every local user in ``/proc/PID/cmdline``; so a
+    section whose URL would need cookies or a password is not downloaded by ffmpeg at all
+    (:func:`_media_of` says why) but whole by yt-dlp's own downloader, where they stay inside this
+    process, and cut locally. YouTube's media URLs (googlevideo.com) take no cookies of
+    youtube.com, so its sections are still section downloads. A proxy, with its password, goes
+    in the environment (``http_proxy``), which only this user can read, as yt-dlp does it.
+    """
+    ext = str(info["ext"])
+    headers = "".join(f"{key}: {value}\r\n" for key, value in (info.get("http_headers") or {}).items()
+                      if "\r" not in f"{key}{value}" and "\n" not in f"{key}{value}")
+    out_path = os.path.join(out_dir, f"section.{ext}")
+    args = ["-rw_timeout", str(int(config.socket_timeout * 1e6)), "-protocol_whitelist", _NETWORK_PROTOCOLS,
+            "-format_whitelist", AUDIO_DEMUXERS]
+    if headers:
+        args += ["-headers", headers]
+    args += ["-ss", str(float(start_s)), "-t", str(float(end_s - start_s)), "-i", str(info["url"]),
+             "-map", "0:a:0", "-c", "copy", "-f", _SECTION_MUXERS[ext], "-y", local_input(out_path)]
+    env = None
+    if config.proxy:
+        env = {**os.environ, "http_proxy": config.proxy, "HTTP_PROXY": config.proxy}
+    _ffmpeg(args, config, env=env)
+    return out_path
 
 
 def _download_segment(ytid: str, start_s: float, end_s: float, config: FetchConfig,
@@ -695,24 +881,23 @@ def _download_segment(ytid: str, start_s: float, end_s: float, config: FetchConf
     url = config.url_template.format(ytid=ytid)
     wanted = end_s - start_s
 
-    section_problem = None
-    try:
-        _run_ytdlp(url, _ytdlp_options(config, out_dir, "section", (start_s, end_s)), config)
-    except _FetchError as error:
-        # Errors of the extraction step (HTTP status, YouTube's reasons) are final for this
-        # attempt; "ffmpeg exited with code N" is ffmpeg failing on the range (its own message
-        # is not passed on): the whole-file path below tells what is wrong, or works.
-        if not error.message.startswith("ffmpeg exited with code"):
-            raise
-        section_problem = error.message
-    else:
-        path = _downloaded_file(out_dir, "section")
-        if path is None:
-            section_problem = "the section download produced no file"
+    # Errors of the extraction (HTTP status, YouTube's reasons) are final for this attempt.
+    info, section_problem = _media_of(url, config, out_dir)
+    if section_problem is None:
+        try:
+            path = _download_section(info, start_s, end_s, config, out_dir)
+        except _FetchError as error:
+            # A stalled or slow transfer and a full disk would only repeat with the whole file;
+            # anything else (a host that cannot seek, an index at the end) may work whole.
+            if error.reason in ("timeout", "local_io"):
+                raise
+            section_problem = f"the section download failed ({error.message})"
         else:
             try:
                 seconds = _decoded_duration(path, config)
             except _FetchError as error:
+                if error.reason in ("timeout", "local_io"):
+                    raise
                 section_problem = f"the section does not decode ({error.message})"
             else:
                 if seconds < MIN_AUDIO_S:
@@ -725,7 +910,7 @@ def _download_segment(ytid: str, start_s: float, end_s: float, config: FetchConf
 
     logger.info("%s [%.3f, %.3f]: %s; downloading the whole file to cut it locally",
                 ytid, start_s, end_s, section_problem)
-    _run_ytdlp(url, _ytdlp_options(config, out_dir, "whole", None), config)
+    _run_ytdlp(url, _ytdlp_options(config, out_dir, "whole"), config)
     whole = _downloaded_file(out_dir, "whole")
     if whole is None:
         raise _FetchError(f"the download of {ytid} produced an empty file", "empty", True)

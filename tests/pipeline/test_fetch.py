@@ -482,7 +482,7 @@ def test_yt_dlp_finds_a_supported_deno_and_the_solver_without_path(tmp_path, mon
 
     monkeypatch.setenv("PATH", str(tmp_path))
     caplog.set_level(logging.DEBUG, logger="pipeline.fetch")
-    options = _ytdlp_options(FetchConfig(), str(tmp_path), "probe", None)
+    options = _ytdlp_options(FetchConfig(), str(tmp_path), "probe")
     with yt_dlp.YoutubeDL(options):
         pass  # verbose: the debug header is written at construction
     runtimes = re.search(r"JS runtimes: (.*)", caplog.text).group(1)
@@ -506,7 +506,7 @@ def test_yt_dlp_warnings_are_warnings_once_per_process(tmp_path, monkeypatch, ca
     message = ("[youtube] No supported JavaScript runtime could be found (via "
                "http://alice:pr0xy-pass@127.0.0.1:9)")
     for _ in range(3):  # one YoutubeDL per download, as fetch does
-        with yt_dlp.YoutubeDL(_ytdlp_options(config, str(tmp_path), "probe", None)) as ydl:
+        with yt_dlp.YoutubeDL(_ytdlp_options(config, str(tmp_path), "probe")) as ydl:
             ydl.report_warning(message)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["yt-dlp: [youtube] No supported JavaScript runtime could be found (via http://***@127.0.0.1:9)"]
@@ -581,4 +581,4 @@ def test_design_reasons_are_all_known():
                    "rate_limited", "bot_check", "network", "decode_error", "empty"):
         assert reason in REASONS
     assert [reason for reason, permanent in REASONS.items() if not permanent] == [
-        "bot_check", "rate_limited", "forbidden", "server_error", "network", "local_io", "unknown"]
+        "timeout", "bot_check", "rate_limited", "forbidden", "server_error", "network", "local_io", "unknown"]
