@@ -21,7 +21,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,61 @@ def check_id(ytid: str, *, allow_any_id: bool = False) -> str:
     raise SegmentError(f"invalid YTID {ytid!r}{hint}")
 
 
+#: Longest CSV line read: an AudioSet row is under 1 KB; a longer line is a bad row (a binary
+#: file, or a quote that was never closed), read no further than this, never into memory whole.
+MAX_LINE_BYTES = 64 * 1024
+_READ_BLOCK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvRow:
+    """One line of a segment CSV: where it starts, and its segment (None for a comment, header
+    or blank line), or the error that makes it a bad row."""
+
+    line: int  # 1-based line number
+    offset: int  # byte offset of the line's start
+    segment: Segment | None
+    error: str | None = None
+
+
+def csv_rows(
+    path: str,
+    vocabulary: LabelVocabulary,
+    *,
+    allow_any_id: bool = False,
+    offset: int = 0,
+    line: int = 1,
+) -> Iterator[CsvRow]:
+    """The rows of a segment CSV from byte ``offset`` (the start of line ``line``) on, lazily.
+
+    Each physical line is one row, parsed on its own: AudioSet rows never span lines, so a quote
+    left open, a line over MAX_LINE_BYTES or a NUL byte spoils that row only (a ``csv.reader``
+    over the whole file would read everything after an open quote as one field, and raise
+    ``csv.Error`` naming neither file nor line). A file that is not UTF-8 text at all (UTF-16,
+    binary) raises SegmentError at once, naming it: skipping every one of its "rows" helps no one.
+    """
+    with _open_binary(path) as handle:
+        if offset == 0:
+            _check_text(path, handle.read(4096))
+        handle.seek(offset)
+        for number, start, raw, overlong in _physical_lines(handle, offset, line):
+            if overlong:
+                yield CsvRow(number, start, None, f"line longer than {MAX_LINE_BYTES} bytes (AudioSet rows are "
+                                                  "under 1 KB: a binary file, or a quote never closed?)")
+                continue
+            if start == 0 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield CsvRow(number, start, None, f"not UTF-8 text ({error}); save the file as UTF-8")
+                continue
+            try:
+                yield CsvRow(number, start, _parse_line(text, vocabulary, allow_any_id))
+            except SegmentError as error:
+                yield CsvRow(number, start, None, str(error))
+
+
 def parse_segments_csv(
     path: str,
     vocabulary: LabelVocabulary,
@@ -120,25 +175,103 @@ def parse_segments_csv(
     allow_any_id: bool = False,
 ) -> list[Segment]:
     """Segments of one CSV in file order. Errors name the file and the 1-based line."""
-    text = _read_text(path)
     segments = []
-    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
-    line = 0
-    for row in reader:
-        line_start = line + 1
-        line = reader.line_num
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if row[0].strip().lower() in ("ytid", "youtube_id", "id"):
-            continue  # a plain header row
-        try:
-            segments.append(_parse_row(row, vocabulary, allow_any_id))
-        except SegmentError as error:
-            message = f"{path}, line {line_start}: {error}"
-            if not skip_bad_rows:
-                raise SegmentError(message) from None
-            log.warning("skipping %s", message)
+    for row in csv_rows(path, vocabulary, allow_any_id=allow_any_id):
+        if row.error is not None:
+            check_row(path, row, skip_bad_rows)
+        elif row.segment is not None:
+            segments.append(row.segment)
     return segments
+
+
+def check_row(path: str, row: CsvRow, skip_bad_rows: bool, *, log_skip: bool = True) -> None:
+    """A bad row: SegmentError naming file and line, or (``skip_bad_rows``) a logged skip."""
+    message = f"{path}, line {row.line}: {row.error}"
+    if not skip_bad_rows:
+        raise SegmentError(message)
+    if log_skip:
+        log.warning("skipping %s", message)
+
+
+def _parse_line(text: str, vocabulary: LabelVocabulary, allow_any_id: bool) -> Segment | None:
+    """The segment of one line (without its line end), None for blank, comment and header lines."""
+    text = text.rstrip("\r\n")
+    if "\x00" in text:
+        raise SegmentError("a NUL byte in the line (a damaged or binary file?)")
+    try:
+        (row,) = csv.reader([text], skipinitialspace=True) if text else [[]]
+        list(csv.reader([text], skipinitialspace=True, strict=True))
+    except csv.Error as error:
+        if "unexpected end of data" in str(error):
+            raise SegmentError("a quote is opened and never closed on this line") from None
+        if "expected after" in str(error):  # strict only: `"a"b` is read as `ab`, as before
+            (row,) = csv.reader([text], skipinitialspace=True)
+        else:
+            raise SegmentError(f"not a CSV row ({error})") from None
+    if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+        return None
+    if row[0].strip().lower() in ("ytid", "youtube_id", "id"):
+        return None  # a plain header row
+    return _parse_row(row, vocabulary, allow_any_id)
+
+
+def _physical_lines(handle: Any, offset: int, line: int) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(line number, byte offset, bytes with line end, overlong) of each line from ``offset``.
+    Reads blocks, so a line without an end (a binary file) is never held in memory whole."""
+    buffer, start, skipping = b"", offset, False
+    while True:
+        block = handle.read(_READ_BLOCK)
+        if not block:
+            if buffer and not skipping:
+                yield line, start, buffer, False
+            return
+        buffer += block
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                if len(buffer) > MAX_LINE_BYTES:
+                    if not skipping:
+                        yield line, start, b"", True
+                        skipping = True
+                    start += len(buffer)
+                    buffer = b""
+                break
+            if end + 1 > MAX_LINE_BYTES and not skipping:
+                yield line, start, b"", True
+            elif not skipping:
+                yield line, start, buffer[: end + 1], False
+            skipping = False
+            start += end + 1
+            line += 1
+            buffer = buffer[end + 1 :]
+
+
+def _open_binary(path: str) -> Any:
+    """A seekable binary file: the built-in one for local paths, tf.io.gfile's for gs:// and
+    other remote file systems."""
+    if "://" not in path:
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise SegmentError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise SegmentError(f"{path}: a directory, not a CSV file") from None
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise SegmentError(f"{path}: no such file")
+    return tf.io.gfile.GFile(path, "rb")
+
+
+def _check_text(path: str, head: bytes) -> None:
+    """Refuse, naming the file, what is no UTF-8 text at all: UTF-16 (by its byte-order mark or
+    the NUL bytes between ASCII letters) or another binary file. A byte that is not UTF-8 in
+    otherwise readable text (Latin-1 accents) is a bad row instead, named by its line."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SegmentError(f"{path}: UTF-16 text, not UTF-8: save it as UTF-8 (CSV UTF-8 in a spreadsheet)")
+    if head.count(b"\x00") > 1:  # one NUL is a damaged row (reported as such), more a file that is no text
+        kind = "UTF-16 text without a byte-order mark" if head[1::2].count(0) > len(head) // 4 else "a binary file"
+        raise SegmentError(f"{path}: NUL bytes: {kind}, not a UTF-8 CSV")
 
 
 def _parse_row(row: list[str], vocabulary: LabelVocabulary, allow_any_id: bool) -> Segment:
@@ -210,10 +343,24 @@ def list_audio_files(directory: str) -> list[str]:
 def directory_segments(directory: str) -> list[Segment]:
     """Unlabelled segments, one per audio file: whole files, chunked later. The id is the path
     relative to the directory (a path-based id, DESIGN §2)."""
-    return [
-        Segment(ytid=relative, start_s=0.0, end_s=None, path=str(Path(directory) / relative), precut=True)
-        for relative in list_audio_files(directory)
-    ]
+    return [directory_segment(directory, relative) for relative in list_audio_files(directory)]
+
+
+def directory_segment(directory: str, relative: str) -> Segment:
+    return Segment(ytid=relative, start_s=0.0, end_s=None, path=str(Path(directory) / relative), precut=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _local_file_index(directory: str) -> dict[str, tuple[str, ...]]:
+    """The audio files of ``directory`` by the id their name may carry (``<ytid>…`` and
+    ``Y<ytid>…``), listed once per process: a worker matches batch after batch against it
+    without walking the directory for each."""
+    index: dict[str, list[str]] = {}
+    for relative in list_audio_files(directory):
+        stem = Path(relative).stem
+        for candidate in {stem[:11], stem[1:12] if stem.startswith("Y") else ""} - {""}:
+            index.setdefault(candidate, []).append(relative)
+    return {candidate: tuple(files) for candidate, files in index.items()}
 
 
 _LOCAL_NAME = re.compile(r"^(?P<start>\d+(?:\.\d+)?)(?:[_-].*)?$")
@@ -232,7 +379,8 @@ def match_local_files(segments: Iterable[Segment], directory: str) -> tuple[list
         wanted.setdefault(segment.ytid, []).append(segment)
     whole: dict[str, str] = {}
     by_start: dict[tuple[str, int], str] = {}
-    for relative in list_audio_files(directory):
+    index = _local_file_index(directory)
+    for relative in sorted({relative for ytid in wanted for relative in index.get(ytid, ())}):
         stem = Path(relative).stem
         for candidate, rest in ((stem[:11], stem[11:]), (stem[1:12], stem[12:]) if stem.startswith("Y") else ("", "")):
             if candidate not in wanted:

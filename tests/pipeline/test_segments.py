@@ -128,3 +128,43 @@ def test_directory_without_csv_gives_one_unlabelled_segment_per_file(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     segments = directory_segments(str(tmp_path))
     assert [(s.ytid, s.labels, s.end_s) for s in segments] == [("b/two.flac", (), None), ("one.wav", (), None)]
+
+
+# ---- hostile CSVs: csv.Error, encodings -------------------------------------------------------
+
+LATER = 'abcdefghijk, 0, 10, "/m/09x0r"\nbcdefghijkl, 0, 10, "/m/09x0r"\n'
+
+
+@pytest.mark.parametrize("row, message", [
+    ('--PJHxphWEs, 30.000, 40.000, "/m/09x0r', "a quote is opened and never closed on this line"),
+    ('--PJHxphWEs, 30.000, 40.000, "' + "/m/09x0r," * 20_000 + '"', "line longer than 65536 bytes"),
+    ('--PJHxphWEs, 30.000, 40.000, "/m/09x0r\x00"', "a NUL byte in the line"),
+    ('--PJHxphWEs, 30.000, 40.000, "/m/09x0r"\udcff', "not UTF-8 text"),
+], ids=["unclosed-quote", "field-over-128-KiB", "nul", "not-utf8"])
+def test_a_row_csv_cannot_read_names_file_and_line_and_skipping_it_keeps_every_later_row(tmp_path, row, message,
+                                                                                        caplog):
+    path = tmp_path / "segments.csv"
+    path.write_bytes((OFFICIAL + row + "\n" + LATER).encode("utf-8", "surrogateescape"))
+    with pytest.raises(SegmentError) as error:
+        parse_segments_csv(str(path), VOCABULARY)
+    assert str(error.value).startswith(f"{path}, line 6: ") and message in str(error.value)
+    segments = parse_segments_csv(str(path), VOCABULARY, skip_bad_rows=True)
+    assert [s.ytid for s in segments] == ["--PJHxphWEs", "-0RWZT-miFs", "abcdefghijk", "bcdefghijkl"]
+    assert f"skipping {path}, line 6: " in caplog.text and len(caplog.records) == 1
+
+
+@pytest.mark.parametrize("data, message", [
+    (OFFICIAL.encode("utf-16"), "UTF-16 text, not UTF-8"),
+    (OFFICIAL.encode("utf-16-le"), "NUL bytes: UTF-16 text without a byte-order mark"),
+    (bytes(range(256)) * 64, "NUL bytes: a binary file"),
+    (OFFICIAL.encode("latin-1") + "Ça, 0, 10\n".encode("latin-1"), None),
+], ids=["utf16-bom", "utf16-no-bom", "binary", "latin1"])
+def test_a_file_that_is_not_utf8_text_is_named_even_when_skipping_bad_rows(tmp_path, data, message):
+    path = tmp_path / "segments.csv"
+    path.write_bytes(data)
+    with pytest.raises(SegmentError) as error:
+        parse_segments_csv(str(path), VOCABULARY, skip_bad_rows=message is not None)
+    if message is None:  # text, but a row is not UTF-8: that row is the bad one
+        assert str(error.value).startswith(f"{path}, line 6: not UTF-8 text")
+    else:
+        assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
