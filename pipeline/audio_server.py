@@ -1,23 +1,35 @@
 """A small HTTP "mirror" that serves a directory of audio files under their YouTube ids.
 
-``GET /<ytid>`` answers with the file of the directory whose stem is ``<ytid>`` or ``Y<ytid>``
-(any extension: the common layouts of AudioSet copies), with an audio ``Content-Type`` and a
+``GET /<ytid>`` answers with the audio file of the directory whose stem is ``<ytid>`` or
+``Y<ytid>`` (the common layouts of AudioSet copies), with an audio ``Content-Type`` and a
 ``Content-Disposition`` file name, so that yt-dlp's generic extractor takes it for a direct media
 link of the right format. Point the pipeline at it with
 ``--url-template 'http://HOST:PORT/{ytid}'`` and the real yt-dlp and ffmpeg code paths run
 without YouTube: this is what the tests, the demo and the benchmarks use, and what a team with an
-AudioSet copy on one machine can use to feed workers elsewhere.
+AudioSet copy on one machine can use to feed workers elsewhere, so it is built to face a network.
 
 What it does and why:
 
 - HTTP ``Range`` requests (single ranges, ``206 Partial Content``): ffmpeg seeks with them, for
   example to read the index at the end of an m4a before its first audio packet.
-- ``404`` for an id with no file, or anything that is not a plain id (no path ever leaves the
-  directory).
-- ``fail_first=N`` answers ``429 Too Many Requests`` to the first ``N`` requests, to test clients'
-  back-off against a rate-limiting server.
-- Every request is counted (``requests``), so tests can assert that a cached segment is never
-  fetched again.
+- Only audio: files whose extension is one of :data:`AUDIO_CONTENT_TYPES` are served, nothing
+  else of the directory (no notes, keys or playlists), and no hidden files.
+- Nothing outside the directory: a request names an id, never a path; a symbolic link is served
+  only if it resolves to a regular file inside the directory (checked when the file is opened,
+  which refuses a link put in place meanwhile); sub-directories are not looked into.
+- No header injection: the ``Content-Disposition`` file name is the id and its audio extension,
+  both from fixed character sets, never the raw file name.
+- The index of ids is built at start and rebuilt when the directory changes (its modification
+  time, one ``stat`` on a miss), at most once per ``rescan_interval`` seconds, so a flood of
+  requests for unknown ids costs a ``stat`` each, not a directory scan each; a file added while
+  the server runs is found within that interval.
+- Time-outs: a connection that sends nothing for ``timeout`` seconds (30 by default), idle
+  keep-alive connections included, is closed, as is one whose client stops reading, so slow or
+  stalled clients cannot hold threads for ever.
+- ``404`` for an id with no audio file, or anything that is not a plain id.
+
+Tests count requests and force ``429`` answers with a subclass (``tests/loopback_server.py``),
+through the :meth:`AudioServer.intercept` and :meth:`AudioServer.record` hooks.
 
 From Python::
 
@@ -34,24 +46,28 @@ import argparse
 import dataclasses
 import http.server
 import logging
-import mimetypes
 import os
 import re
+import stat
 import threading
+import time
 import urllib.parse
 from typing import Iterator
 
 logger = logging.getLogger(__name__)
 
 # yt-dlp's generic extractor needs an audio/* (or video/*) type to treat a URL as direct media;
-# Python's mimetypes table lacks or misnames several audio formats, so these come first.
+# Python's mimetypes table lacks or misnames several audio formats. Only these are served.
 AUDIO_CONTENT_TYPES = {
     ".aac": "audio/aac",
     ".aif": "audio/aiff",
     ".aiff": "audio/aiff",
+    ".au": "audio/basic",
+    ".caf": "audio/x-caf",
     ".flac": "audio/flac",
     ".m4a": "audio/mp4",
     ".mka": "audio/x-matroska",
+    ".mkv": "video/x-matroska",
     ".mp3": "audio/mpeg",
     ".mp4": "video/mp4",
     ".oga": "audio/ogg",
@@ -61,6 +77,7 @@ AUDIO_CONTENT_TYPES = {
     ".weba": "audio/webm",
     ".webm": "audio/webm",
     ".wma": "audio/x-ms-wma",
+    ".wv": "audio/x-wavpack",
 }
 
 # A request path names one id: no slashes, dots or other characters that could address another file.
@@ -70,17 +87,13 @@ _COPY_CHUNK = 1 << 16
 
 
 def content_type(path: str) -> str:
-    """The Content-Type to serve ``path`` with: audio types first, then Python's table."""
-    extension = os.path.splitext(path)[1].lower()
-    if extension in AUDIO_CONTENT_TYPES:
-        return AUDIO_CONTENT_TYPES[extension]
-    guessed, _ = mimetypes.guess_type(path)
-    return guessed or "application/octet-stream"
+    """The Content-Type to serve ``path`` with (an audio file; anything else is not served)."""
+    return AUDIO_CONTENT_TYPES.get(os.path.splitext(path)[1].lower(), "application/octet-stream")
 
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """One request as the server saw it (for tests and logs)."""
+    """One request as the server saw it (for logs, and for tests through :meth:`AudioServer.record`)."""
 
     method: str
     ytid: str
@@ -89,27 +102,31 @@ class Request:
 
 
 class AudioServer:
-    """Serves ``directory`` over HTTP on ``host:port`` in a background thread.
+    """Serves the audio files of ``directory`` over HTTP on ``host:port`` in a background thread.
 
     ``port=0`` picks a free port; read the real one from :attr:`port` or :attr:`base_url` after
-    :meth:`start` (or entering the ``with`` block).
+    :meth:`start` (or entering the ``with`` block). ``ranges=False`` ignores Range headers (a
+    server without seeking, as some mirrors are).
     """
 
-    def __init__(self, directory: str, *, host: str = "127.0.0.1", port: int = 0,
-                 fail_first: int = 0, ranges: bool = True) -> None:
+    def __init__(self, directory: str, *, host: str = "127.0.0.1", port: int = 0, ranges: bool = True,
+                 timeout: float = 30.0, rescan_interval: float = 1.0) -> None:
         if not os.path.isdir(directory):
             raise NotADirectoryError(f"audio directory {directory!r} does not exist")
-        if fail_first < 0:
-            raise ValueError(f"fail_first must be >= 0, got {fail_first}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.directory = os.path.abspath(directory)
+        self.root = os.path.realpath(directory)
         self.host = host
         self.requested_port = port
-        self.fail_first = fail_first
         self.ranges = ranges
+        self.timeout = timeout
+        self.rescan_interval = rescan_interval
         self._lock = threading.Lock()
-        self._requests: list[Request] = []
-        self._rate_limited = 0
+        self._scan_lock = threading.Lock()
         self._index: dict[str, str] = {}
+        self._scanned_mtime = -1
+        self._scanned_at = float("-inf")
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._rescan()
@@ -117,14 +134,16 @@ class AudioServer:
     # ---- lookup -------------------------------------------------------------------------------
 
     def _rescan(self) -> None:
-        """Maps ids to file names; a plain ``<ytid>.ext`` wins over ``Y<ytid>.ext``."""
+        """Maps ids to the names of audio files; a plain ``<ytid>.ext`` wins over ``Y<ytid>.ext``."""
+        mtime = os.stat(self.directory).st_mtime_ns
         index: dict[str, str] = {}
         prefixed: dict[str, str] = {}
         with os.scandir(self.directory) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                if not entry.is_file() or entry.name.startswith("."):
+                stem, extension = os.path.splitext(entry.name)
+                if (entry.name.startswith(".") or extension.lower() not in AUDIO_CONTENT_TYPES
+                        or not _ID_PATTERN.match(stem)):
                     continue
-                stem = os.path.splitext(entry.name)[0]
                 index.setdefault(stem, entry.name)
                 if stem.startswith("Y") and len(stem) > 1:
                     prefixed.setdefault(stem[1:], entry.name)
@@ -132,58 +151,67 @@ class AudioServer:
             index.setdefault(ytid, name)
         with self._lock:
             self._index = index
+            self._scanned_mtime = mtime
+            self._scanned_at = time.monotonic()
+
+    def _refresh(self) -> None:
+        """Rescans if the directory changed since the last scan, at most once per
+        ``rescan_interval`` and by one thread at a time (the others go on with the old index)."""
+        try:
+            mtime = os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return
+        with self._lock:
+            due = mtime != self._scanned_mtime and time.monotonic() - self._scanned_at >= self.rescan_interval
+        if due and self._scan_lock.acquire(blocking=False):
+            try:
+                self._rescan()
+            finally:
+                self._scan_lock.release()
 
     def find(self, ytid: str) -> str | None:
-        """The path of the file served for ``ytid``, or None. Rescans once on a miss, so files
-        added while the server runs are found."""
+        """The path of the audio file served for ``ytid``, or None. On a miss the index is
+        refreshed if the directory changed (see :meth:`_refresh`)."""
         if not _ID_PATTERN.match(ytid):
             return None
         for attempt in range(2):
             with self._lock:
                 name = self._index.get(ytid)
             if name is not None:
-                path = os.path.join(self.directory, name)
-                if os.path.isfile(path):
-                    return path
+                return os.path.join(self.directory, name)
             if attempt == 0:
-                self._rescan()
+                self._refresh()
         return None
 
-    # ---- bookkeeping --------------------------------------------------------------------------
+    def open(self, path: str) -> tuple[int, int] | None:
+        """(file descriptor, size) of ``path`` if it is a regular file inside the directory, with
+        any symbolic link resolved first and the final file opened without following another
+        (so a link swapped in after the check is refused too); None otherwise."""
+        real = os.path.realpath(path)
+        if not real.startswith(self.root + os.sep):
+            logger.warning("refused %s: it resolves to %s, outside %s", path, real, self.root)
+            return None
+        try:
+            descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return None
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or device would block or never end
+            os.close(descriptor)
+            return None
+        return descriptor, info.st_size
 
-    def _record(self, request: Request) -> None:
-        with self._lock:
-            self._requests.append(request)
+    # ---- hooks (tests/loopback_server.py) -----------------------------------------------------
 
-    def _take_rate_limit_slot(self) -> bool:
-        """True while the first ``fail_first`` requests are being answered with 429."""
-        with self._lock:
-            if self._rate_limited < self.fail_first:
-                self._rate_limited += 1
-                return True
-            return False
+    def intercept(self, method: str, ytid: str, range_header: str | None) -> tuple[int, str, dict[str, str]] | None:
+        """An answer to give before looking the id up, as (status, text, headers), or None.
+        The mirror has none; a test server answers 429 here."""
+        return None
 
-    @property
-    def requests(self) -> list[Request]:
-        """A copy of every request answered so far, in order."""
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def request_count(self) -> int:
-        with self._lock:
-            return len(self._requests)
-
-    def requests_for(self, ytid: str) -> list[Request]:
-        return [request for request in self.requests if request.ytid == ytid]
-
-    def reset(self, *, fail_first: int | None = None) -> None:
-        """Forgets the request log and re-arms ``fail_first`` (optionally changing it)."""
-        with self._lock:
-            self._requests.clear()
-            self._rate_limited = 0
-            if fail_first is not None:
-                self.fail_first = fail_first
+    def record(self, request: Request) -> None:
+        """Called for every answer."""
+        logger.debug("%s %s → %d%s", request.method, request.ytid, request.status,
+                     f" ({request.range})" if request.range else "")
 
     # ---- life cycle ---------------------------------------------------------------------------
 
@@ -206,7 +234,7 @@ class AudioServer:
     def start(self) -> "AudioServer":
         if self._httpd is not None:
             return self
-        handler = type("BoundHandler", (_Handler,), {"audio_server": self})
+        handler = type("BoundHandler", (_Handler,), {"audio_server": self, "timeout": self.timeout})
         self._httpd = _QuietServer((self.host, self.requested_port), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="audio-server",
                                         kwargs={"poll_interval": 0.05}, daemon=True)
@@ -245,8 +273,8 @@ class _QuietServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
-        # Clients (ffmpeg above all) hang up mid-request all the time; a traceback on stderr for
-        # each would drown real problems.
+        # Clients (ffmpeg above all) hang up mid-request all the time, and idle ones time out; a
+        # traceback on stderr for each would drown real problems.
         logger.debug("connection from %s ended with an error", client_address, exc_info=True)
 
 
@@ -301,20 +329,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _serve(self, send_body: bool) -> None:
         server = self.audio_server
         ytid = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+        shown = ytid if _ID_PATTERN.match(ytid) else "(not an id)"  # nothing of the request echoed raw
         range_header = self.headers.get("Range") if server.ranges else None
 
-        if server._take_rate_limit_slot():
-            server._record(Request(self.command, ytid, 429, range_header))
-            self._plain(429, "Too Many Requests", send_body, {"Retry-After": "1"})
+        early = server.intercept(self.command, ytid, range_header)
+        if early is not None:
+            status, text, headers = early
+            server.record(Request(self.command, ytid, status, range_header))
+            self._plain(status, text, send_body, headers)
             return
 
         path = server.find(ytid)
-        if path is None:
-            server._record(Request(self.command, ytid, 404, range_header))
-            self._plain(404, f"no audio for {ytid!r}", send_body)
+        opened = server.open(path) if path is not None else None
+        if opened is None:
+            server.record(Request(self.command, ytid, 404, range_header))
+            self._plain(404, f"no audio for {shown}", send_body)
             return
+        descriptor, size = opened
+        with os.fdopen(descriptor, "rb") as source:
+            self._send_file(server, source, ytid, os.path.splitext(path)[1].lower(), size, range_header, send_body)
 
-        size = os.path.getsize(path)
+    def _send_file(self, server: AudioServer, source, ytid: str, extension: str, size: int,
+                   range_header: str | None, send_body: bool) -> None:
         first, last, status = 0, size - 1, 200
         if range_header:
             try:
@@ -323,33 +359,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 byte_range = (0, size - 1)  # not understood: the whole file, with 200
             else:
                 if byte_range is None:
-                    server._record(Request(self.command, ytid, 416, range_header))
+                    server.record(Request(self.command, ytid, 416, range_header))
                     self._plain(416, "Range Not Satisfiable", send_body,
                                 {"Content-Range": f"bytes */{size}"})
                     return
                 first, last = byte_range
                 status = 206
-        server._record(Request(self.command, ytid, status, range_header))
+        server.record(Request(self.command, ytid, status, range_header))
 
         length = max(0, last - first + 1)
         self.send_response(status)
-        self.send_header("Content-Type", content_type(path))
+        self.send_header("Content-Type", AUDIO_CONTENT_TYPES[extension])
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes" if server.ranges else "none")
-        self.send_header("Content-Disposition", f'inline; filename="{os.path.basename(path)}"')
+        # The id and the extension only: both from fixed character sets, whatever the file's name.
+        self.send_header("Content-Disposition", f'inline; filename="{ytid}{extension}"')
         if status == 206:
             self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
         self.end_headers()
         if not send_body or length == 0:
             return
         try:
-            with open(path, "rb") as source:
-                source.seek(first)
-                for chunk in _read_chunks(source, length):
-                    self.wfile.write(chunk)
-        except (BrokenPipeError, ConnectionResetError):
+            source.seek(first)
+            for chunk in _read_chunks(source, length):
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             # ffmpeg drops a connection as soon as it has what it needs (for example after
-            # reading an m4a index at the end of the file): normal, not an error.
+            # reading an m4a index at the end of the file): normal, not an error. A client that
+            # stops reading runs into the time-out.
             self.close_connection = True
 
 
@@ -367,21 +404,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.audio_server",
         description="Serve a directory of audio files under their YouTube ids (a local AudioSet "
-                    "mirror): GET /<ytid> answers with <ytid>.* or Y<ytid>.*. Point the pipeline "
-                    "at it with --url-template 'http://HOST:PORT/{ytid}'.")
+                    "mirror): GET /<ytid> answers with the audio file <ytid>.* or Y<ytid>.* (audio "
+                    "extensions only; nothing outside DIR). Point the pipeline at it with "
+                    "--url-template 'http://HOST:PORT/{ytid}'.")
     parser.add_argument("directory", help="directory holding <ytid>.<ext> or Y<ytid>.<ext> files")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 serves other "
                              "machines too)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
-    parser.add_argument("--fail-first", type=int, default=0, metavar="N",
-                        help="answer 429 Too Many Requests to the first N requests (to test "
-                             "clients' back-off)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="close a connection that sends nothing, or stops reading, for S seconds "
+                             "(default 30)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s")
-    server = AudioServer(args.directory, host=args.host, port=args.port, fail_first=args.fail_first)
+    server = AudioServer(args.directory, host=args.host, port=args.port, timeout=args.timeout)
     server.start()
     # Printed on stdout so scripts can read the template (useful with --port 0).
     print(f"url template: {server.url_template}", flush=True)

@@ -2,8 +2,9 @@
 
 - ``audio_corpus``: :class:`tests.audio_corpus.AudioCorpus` (served directory, the CSV text and
   file, and per YTID the expected outcome: chunks, or failure reason and permanence).
-- ``audio_server``: an :class:`pipeline.audio_server.AudioServer` over the corpus on 127.0.0.1,
-  shared by the session (call ``.reset()`` before counting its requests).
+- ``audio_server``: a :class:`tests.loopback_server.LoopbackServer` (the mirror
+  :class:`pipeline.audio_server.AudioServer` with a request log and forced 429s) over the corpus
+  on 127.0.0.1, shared by the session (call ``.reset()`` before counting its requests).
 - ``audio_url_template``: ``http://127.0.0.1:PORT/{ytid}`` of that server.
 - ``rate_limited_server``: a fresh server per test that answers 429 to the first
   ``RATE_LIMITED_REQUESTS`` requests.
@@ -19,8 +20,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pipeline.audio_server import AudioServer
 from tests.audio_corpus import RATE_LIMITED_REQUESTS, AudioCorpus, build_corpus
+from tests.loopback_server import LoopbackServer
 
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
@@ -42,24 +43,24 @@ def audio_corpus(tmp_path_factory: pytest.TempPathFactory) -> AudioCorpus:
 
 
 @pytest.fixture(scope="session")
-def audio_server(audio_corpus: AudioCorpus) -> Iterator[AudioServer]:
-    with AudioServer(audio_corpus.directory) as server:
+def audio_server(audio_corpus: AudioCorpus) -> Iterator[LoopbackServer]:
+    with LoopbackServer(audio_corpus.directory) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def audio_url_template(audio_server: AudioServer) -> str:
+def audio_url_template(audio_server: LoopbackServer) -> str:
     return audio_server.url_template
 
 
 @pytest.fixture
-def make_audio_server(audio_corpus: AudioCorpus) -> Iterator[Callable[..., AudioServer]]:
-    servers: list[AudioServer] = []
+def make_audio_server(audio_corpus: AudioCorpus) -> Iterator[Callable[..., LoopbackServer]]:
+    servers: list[LoopbackServer] = []
 
     def make(*, fail_first: int = 0, ranges: bool = True,
-             directory: str | None = None) -> AudioServer:
-        server = AudioServer(directory or audio_corpus.directory, fail_first=fail_first,
-                             ranges=ranges).start()
+             directory: str | None = None) -> LoopbackServer:
+        server = LoopbackServer(directory or audio_corpus.directory, fail_first=fail_first,
+                                ranges=ranges).start()
         servers.append(server)
         return server
 
@@ -69,5 +70,5 @@ def make_audio_server(audio_corpus: AudioCorpus) -> Iterator[Callable[..., Audio
 
 
 @pytest.fixture
-def rate_limited_server(make_audio_server: Callable[..., AudioServer]) -> AudioServer:
+def rate_limited_server(make_audio_server: Callable[..., LoopbackServer]) -> LoopbackServer:
     return make_audio_server(fail_first=RATE_LIMITED_REQUESTS)

@@ -24,6 +24,8 @@ from benchmarks.data import music, packages, scenes, speech
 from pipeline.audio_server import AudioServer
 from pipeline.segments import YTID_PATTERN, load_vocabulary, parse_segments_csv
 from tests.benchmarks.conftest import CORPORA, REPO, build
+from tests.loopback_server import LoopbackServer
+
 
 def read_csv(path: str) -> list[dict]:
     with open(path, newline="") as handle:
@@ -189,7 +191,7 @@ def test_the_pipeline_shards_the_corpus_through_its_mirror(corpora, tmp_path):
     """The real pipeline (yt-dlp, ffmpeg, Beam) fetches the corpus by YTID like YouTube."""
     out, _ = corpora
     folder = os.path.join(out, "pretrain")
-    with AudioServer(os.path.join(folder, "audio")) as server:
+    with LoopbackServer(os.path.join(folder, "audio")) as server:  # counts the requests
         result = subprocess.run(
             [sys.executable, "-m", "pipeline", "--segments", os.path.join(folder, "segments.csv"),
              "--split", "train", "--out", str(tmp_path / "shards"), "--cache", str(tmp_path / "cache"),

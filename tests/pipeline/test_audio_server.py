@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +15,7 @@ import pytest
 from pipeline.audio_server import AudioServer, content_type
 from tests.audio_corpus import (BALANCED_CSV, RATE_LIMITED_REQUESTS, SPECS, expected_chunks,
                                 mp4_top_level_atoms)
+from tests.loopback_server import LoopbackServer
 
 # urllib would honour proxy variables; these requests go to 127.0.0.1 directly.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -117,7 +120,8 @@ def test_serves_files_by_ytid_with_audio_types(audio_corpus, audio_server):
         assert headers["Accept-Ranges"] == "bytes"
         assert headers["Content-Type"] == content_type(segment.path)
         assert headers["Content-Type"].startswith("audio/")
-        assert os.path.basename(segment.path) in headers["Content-Disposition"]
+        name = segment.ytid + os.path.splitext(segment.path)[1]  # the id, also for Y<ytid>.wav
+        assert headers["Content-Disposition"] == f'inline; filename="{name}"'
 
 
 def test_content_types():
@@ -127,7 +131,7 @@ def test_content_types():
     assert content_type("a.flac") == "audio/flac"
     assert content_type("a.ogg") == "audio/ogg"
     assert content_type("a.opus") == "audio/ogg"
-    assert content_type("a.bin") == "application/octet-stream"
+    assert content_type("a.bin") == "application/octet-stream"  # never served
 
 
 def test_y_prefixed_name_is_found(audio_corpus, audio_server):
@@ -210,16 +214,115 @@ def test_server_without_ranges_ignores_them(audio_corpus, make_audio_server):
     assert headers["Accept-Ranges"] == "none"
 
 
+def get_eventually(url: str, seconds: float = 5.0):
+    """The first answer other than 404 within ``seconds`` (the index is refreshed at most once a second)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = get(url)
+        if answer[0] != 404 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
 def test_files_added_later_are_found(tmp_path):
     with AudioServer(str(tmp_path)) as server:
         url = server.url_template.format(ytid="abcdefghijk")
         assert get(url)[0] == 404
         (tmp_path / "abcdefghijk.opus").write_bytes(b"OggS-not-really")
-        status, headers, body = get(url)
+        status, headers, body = get_eventually(url)
         assert (status, body) == (200, b"OggS-not-really")
         assert headers["Content-Type"] == "audio/ogg"
     with pytest.raises(RuntimeError):
         _ = server.base_url  # stopped
+
+
+class CountingServer(AudioServer):
+    """Counts the directory scans."""
+
+    scans = 0
+
+    def _rescan(self) -> None:
+        self.scans += 1
+        super()._rescan()
+
+
+def test_a_flood_of_unknown_ids_costs_no_directory_scan(tmp_path):
+    (tmp_path / "abcdefghijk.wav").write_bytes(b"RIFF")
+    with CountingServer(str(tmp_path)) as server:
+        assert server.scans == 1
+        statuses = {get(server.url_template.format(ytid=f"unknown{n:04d}"))[0] for n in range(50)}
+        assert statuses == {404} and server.scans == 1  # the directory did not change: no scan
+        (tmp_path / "bcdefghijkl.wav").write_bytes(b"RIFF")
+        assert get_eventually(server.url_template.format(ytid="bcdefghijkl"))[0] == 200
+        assert server.scans == 2
+        for n in range(20):
+            (tmp_path / f"new{n:08d}.wav").write_bytes(b"RIFF")  # the directory changes all the time
+            get(server.url_template.format(ytid="nothing"))
+        assert server.scans <= 4  # at most one scan a second
+
+
+@pytest.mark.parametrize("name", ["abcdefghijk.txt", "abcdefghijk.m3u8", "abcdefghijk", "abcdefghijk.py",
+                                  ".abcdefghijk.wav", "Yabcdefghijk.json"])
+def test_only_audio_files_are_served(tmp_path, name):
+    (tmp_path / name).write_bytes(b"secret notes")
+    with AudioServer(str(tmp_path)) as server:
+        status, _, body = get(server.url_template.format(ytid="abcdefghijk"))
+        assert status == 404 and b"secret" not in body
+
+
+def test_a_symbolic_link_is_served_only_inside_the_directory(tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (tmp_path / "outside.wav").write_bytes(b"outside the directory")
+    (served / "inside0000a.wav").write_bytes(b"inside")
+    (served / "abcdefghijk.wav").symlink_to(tmp_path / "outside.wav")
+    (served / "bcdefghijkl.wav").symlink_to(served / "inside0000a.wav")
+    (served / "cdefghijklm.wav").write_bytes(b"swapped for a link after the index was built")
+    with AudioServer(str(served)) as server:
+        (served / "cdefghijklm.wav").unlink()
+        (served / "cdefghijklm.wav").symlink_to(tmp_path / "outside.wav")
+        assert get(server.url_template.format(ytid="abcdefghijk"))[0] == 404
+        assert get(server.url_template.format(ytid="cdefghijklm"))[0] == 404
+        assert get(server.url_template.format(ytid="bcdefghijkl"))[:3:2] == (200, b"inside")
+
+
+def test_a_file_name_cannot_add_response_headers(tmp_path):
+    (tmp_path / "abcdefghijk.wav\r\nX-Injected: yes").write_bytes(b"RIFF")
+    (tmp_path / 'bcdefghijkl.wav').write_bytes(b"RIFF")
+    with AudioServer(str(tmp_path)) as server:
+        status, headers, _ = get(server.url_template.format(ytid="abcdefghijk"))
+        assert status == 404 and "X-Injected" not in headers
+        status, headers, _ = get(server.url_template.format(ytid="bcdefghijkl"))
+        assert status == 200 and headers["Content-Disposition"] == 'inline; filename="bcdefghijkl.wav"'
+
+
+def test_a_fifo_named_like_audio_is_not_opened(tmp_path):
+    os.mkfifo(tmp_path / "abcdefghijk.wav")  # opening it for reading would block until a writer comes
+    with AudioServer(str(tmp_path)) as server:
+        assert get(server.url_template.format(ytid="abcdefghijk"))[0] == 404
+
+
+def closed_within(connection: socket.socket, seconds: float) -> float | None:
+    """Seconds until the server closed ``connection`` (reading what it sends), None if it did not."""
+    started = time.monotonic()
+    connection.settimeout(seconds)
+    try:
+        while connection.recv(65536):
+            pass
+    except TimeoutError:
+        return None
+    return time.monotonic() - started
+
+
+def test_silent_and_idle_connections_are_closed_after_the_timeout(tmp_path):
+    (tmp_path / "abcdefghijk.wav").write_bytes(b"RIFF")
+    with AudioServer(str(tmp_path), timeout=0.5) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as silent:
+            silent.sendall(b"GET /abcdefghijk HTTP/1.1\r\n")  # and never the rest
+            assert closed_within(silent, 5.0) is not None
+        with socket.create_connection(("127.0.0.1", server.port)) as idle:  # keep-alive, then nothing
+            idle.sendall(b"GET /abcdefghijk HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert closed_within(idle, 5.0) is not None
 
 
 def test_plain_name_wins_over_y_prefixed(tmp_path):
@@ -233,13 +336,17 @@ def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(NotADirectoryError):
         AudioServer(str(tmp_path / "nope"))
     with pytest.raises(ValueError):
-        AudioServer(str(tmp_path), fail_first=-1)
+        AudioServer(str(tmp_path), timeout=0)
+    with pytest.raises(TypeError):
+        AudioServer(str(tmp_path), fail_first=1)  # a test knob: tests.loopback_server.LoopbackServer
+    with pytest.raises(ValueError):
+        LoopbackServer(str(tmp_path), fail_first=-1)
 
 
 def test_command_line(audio_corpus):
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.audio_server", audio_corpus.directory, "--port", "0",
-         "--fail-first", "1"],
+         "--timeout", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     try:
@@ -247,7 +354,6 @@ def test_command_line(audio_corpus):
         assert line.startswith("url template: http://127.0.0.1:") and line.endswith("/{ytid}")
         template = line.removeprefix("url template: ")
         segment = audio_corpus.by_kind("short_3s")
-        assert get(template.format(ytid=segment.ytid))[0] == 429
         status, _, body = get(template.format(ytid=segment.ytid))
         assert (status, body) == (200, file_bytes(segment.path))
     finally:
@@ -260,5 +366,7 @@ def test_help_documents_the_mirror():
                             capture_output=True, text=True, check=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.dirname(
                                 os.path.abspath(__file__)))))
-    for option in ("--port", "--host", "--fail-first", "mirror", "url-template"):
-        assert option in result.stdout
+    text = " ".join(result.stdout.split()).replace("- ", "-")  # argparse wraps lines at hyphens
+    for option in ("--port", "--host", "--timeout", "mirror", "url-template", "audio"):
+        assert option in text
+    assert "--fail-first" not in result.stdout  # forced 429s are a test knob (tests/loopback_server.py)
