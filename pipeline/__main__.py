@@ -23,6 +23,7 @@ Any option not listed above is an Apache Beam pipeline option, for example
   --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
   --sdk_container_image IMAGE --num_workers N --machine_type n2-standard-8
 (Dataflow's job labels: --label key=value; --labels is this job's class CSV.)
+An option that neither this job nor Beam knows is refused before anything starts.
 Locally the DirectRunner runs in multi-processing mode with --workers processes.
 
 Examples:

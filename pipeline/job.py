@@ -2,15 +2,16 @@
 
 Graph (each element's shape in the comments), DESIGN §3:
 
-    batch numbers ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment)
+    SegmentBatch ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment)
                                                        └─► failure dict
     (shard, FetchedSegment) + (shard, None) for every shard ─GroupByShard─► (shard, [FetchedSegment])
         ─WriteShard─► ShardSummary (+ failure dicts) ─► manifest.json, failures-<split>.jsonl
 
 Memory stays bounded whatever the number of segments: only small segment records are grouped;
 a shard's spectrograms exist only inside the worker that writes that shard (≤ one shard, ~200 MB).
-Segments are read from the CSVs by the workers themselves (``ReadSegments``), so a job of two
-million segments sends a handful of batch numbers through the job graph, not the segments.
+Segments are read from the CSVs by the workers themselves (``ReadSegments``), each batch from
+its own byte range, so a job of two million segments sends a thousand small batch descriptions
+through the job graph, not the segments, and no worker parses a whole CSV.
 
 A re-run with the same inputs and cache rewrites byte-identical shards: every shard is produced
 from its sorted segments, examples are sorted by ``clip_id``, and the per-band statistics are
@@ -18,8 +19,10 @@ summed shard by shard in index order.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import tempfile
@@ -34,7 +37,9 @@ from pipeline import shards
 from pipeline.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
 from pipeline.config import JobConfig
 from pipeline.fetch import Failure, FetchResult, fetch_segment
-from pipeline.segments import Segment, SegmentError, directory_segments, load_vocabulary, match_local_files, parse_segments_csv
+from pipeline import segments as segments_module
+from pipeline.segments import (LabelVocabulary, Segment, SegmentError, directory_segment, list_audio_files,
+                               load_vocabulary, match_local_files)
 from pipeline.spectrogram import log_mel
 
 log = logging.getLogger(__name__)
@@ -63,37 +68,135 @@ class ShardSummary:
 # --------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=2)
-def load_segments(config: JobConfig) -> tuple[Segment, ...]:
-    """All segments of the job in a fixed order (CSV order, then --limit). Cached per process so
-    the ReadSegments batches of one worker parse the CSVs once."""
-    if config.segments:
-        vocabulary = load_vocabulary(config.labels)
-        segments: list[Segment] = []
-        for path in config.segments:
-            segments += parse_segments_csv(
-                path, vocabulary, skip_bad_rows=config.skip_bad_rows, allow_any_id=config.allow_any_id
-            )
-    else:
-        segments = directory_segments(config.audio_dir)
+@dataclasses.dataclass(frozen=True)
+class SegmentBatch:
+    """Where one ReadSegments element's segments are: ``count`` segments of the CSV ``source``
+    from byte ``offset`` (line ``line``) on, or (``source`` None) of the --audio-dir listing from
+    file number ``offset`` on. A worker reads just that range, never a whole CSV."""
+
+    source: str | None
+    offset: int
+    line: int
+    count: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentPlan:
+    """What the launcher learnt from one pass over the inputs: the segment count (after --limit)
+    and the batches the workers read."""
+
+    total: int
+    batches: tuple[SegmentBatch, ...]
+
+
+def plan_segments(config: JobConfig) -> SegmentPlan:
+    """One pass over the CSVs (or the --audio-dir listing) in the launcher: rows are checked (a
+    bad row stops the job here, before any work, or is skipped), duplicates found, --limit applied
+    (nothing after the limit is read), and the batch boundaries noted, holding one batch of
+    segments and 8 bytes per segment (a hash, for the duplicate check) at a time."""
+    if not config.segments:
+        count = len(_audio_files(config.audio_dir))
+        total = count if config.limit is None else min(count, config.limit)
+        return SegmentPlan(total, tuple(SegmentBatch(None, first, 0, min(SEGMENT_BATCH, total - first))
+                                        for first in range(0, total, SEGMENT_BATCH)))
+    vocabulary = load_vocabulary(config.labels)
+    batches: list[SegmentBatch] = []
+    hashes = array.array("Q")
+    unmatched = 0
+    limit = config.limit if config.limit is not None else float("inf")
+    for path in config.segments:
+        if len(hashes) >= limit:
+            break
+        pending: list[Segment] = []
+        start: tuple[int, int] | None = None
+        for row in segments_module.csv_rows(path, vocabulary, allow_any_id=config.allow_any_id):
+            if row.error is not None:
+                segments_module.check_row(path, row, config.skip_bad_rows)
+                continue
+            if row.segment is None:
+                continue
+            if start is None:
+                start = (row.offset, row.line)
+            pending.append(row.segment)
+            hashes.append(_key_hash(row.segment.key))
+            if len(pending) == SEGMENT_BATCH or len(hashes) >= limit:
+                batches.append(SegmentBatch(path, *start, len(pending)))
+                unmatched += _count_unmatched(pending, config)
+                pending, start = [], None
+                if len(hashes) >= limit:
+                    break
+        if pending:
+            batches.append(SegmentBatch(path, *start, len(pending)))
+            unmatched += _count_unmatched(pending, config)
+    _check_duplicates(hashes, batches, config, vocabulary)
+    if unmatched:
+        log.warning("%d of %d segments have no file in %s", unmatched, len(hashes), config.audio_dir)
+    return SegmentPlan(len(hashes), tuple(batches))
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _count_unmatched(segments: list[Segment], config: JobConfig) -> int:
+    if not config.audio_dir:
+        return 0
+    return len(match_local_files(segments, config.audio_dir)[1])
+
+
+def _check_duplicates(hashes: array.array, batches: list[SegmentBatch], config: JobConfig,
+                      vocabulary: LabelVocabulary) -> None:
+    """A segment listed twice would become two examples with one clip_id: refuse it, naming it.
+    Equal hashes are rare, so only then are the batches read again to find the keys."""
+    values = np.sort(np.frombuffer(hashes, dtype=np.uint64)) if hashes else np.zeros(0, np.uint64)
+    suspects = set(values[1:][values[1:] == values[:-1]].tolist())
+    if not suspects:
+        return
     seen: dict[str, Segment] = {}
-    for segment in segments:
-        if segment.key in seen:
-            raise SegmentError(f"duplicate segment {segment.key} (YTID {segment.ytid} at {segment.start_s} s listed twice)")
-        seen[segment.key] = segment
-    if config.limit is not None:
-        segments = segments[: config.limit]
-    if config.segments and config.audio_dir:
-        matched, unmatched = match_local_files(segments, config.audio_dir)
+    for batch in batches:
+        for segment in _read_csv_batch(batch, config, vocabulary):
+            if _key_hash(segment.key) not in suspects:
+                continue
+            if segment.key in seen:
+                raise SegmentError(f"duplicate segment {segment.key} (YTID {segment.ytid} at {segment.start_s} s "
+                                   "listed twice)")
+            seen[segment.key] = segment
+
+
+@functools.lru_cache(maxsize=2)
+def _audio_files(directory: str) -> tuple[str, ...]:
+    """The --audio-dir listing, once per process."""
+    return tuple(list_audio_files(directory))
+
+
+def _read_csv_batch(batch: SegmentBatch, config: JobConfig, vocabulary: LabelVocabulary) -> list[Segment]:
+    assert batch.source is not None
+    found: list[Segment] = []
+    rows = segments_module.csv_rows(batch.source, vocabulary, allow_any_id=config.allow_any_id,
+                                    offset=batch.offset, line=batch.line)
+    for row in rows:
+        if row.error is not None:  # the launcher logged the skip already
+            segments_module.check_row(batch.source, row, config.skip_bad_rows, log_skip=False)
+        elif row.segment is not None:
+            found.append(row.segment)
+            if len(found) == batch.count:
+                return found
+    raise SegmentError(f"{batch.source} changed while the job ran: {len(found)} segments from line {batch.line} on, "
+                       f"{batch.count} when the job started")
+
+
+def read_segment_batch(batch: SegmentBatch, config: JobConfig) -> Iterator[Segment]:
+    """The segments of one batch, with their local files attached (--audio-dir)."""
+    if batch.source is None:
+        files = _audio_files(config.audio_dir)[batch.offset : batch.offset + batch.count]
+        yield from (directory_segment(config.audio_dir, relative) for relative in files)
+        return
+    segments = _read_csv_batch(batch, config, load_vocabulary(config.labels))
+    if config.audio_dir:
+        matched, _ = match_local_files(segments, config.audio_dir)
         by_key = {s.key: s for s in matched}
         segments = [by_key.get(s.key, s) for s in segments]
-        if unmatched:
-            log.warning("%d of %d segments have no file in %s", len(unmatched), len(segments), config.audio_dir)
-    return tuple(segments)
-
-
-def read_segment_batch(batch: int, config: JobConfig) -> Iterator[Segment]:
-    yield from load_segments(config)[batch * SEGMENT_BATCH : (batch + 1) * SEGMENT_BATCH]
+    yield from segments
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,11 +458,10 @@ def shard_placeholder(index: int) -> tuple[int, None]:
     return index, None
 
 
-def build(pipeline: beam.Pipeline, config: JobConfig, num_segments: int, num_shards: int, split_info: dict[str, Any]) -> None:
-    batches = -(-num_segments // SEGMENT_BATCH)
+def build(pipeline: beam.Pipeline, config: JobConfig, plan: SegmentPlan, num_shards: int, split_info: dict[str, Any]) -> None:
     segments = (
         pipeline
-        | "SegmentBatches" >> beam.Create(list(range(batches)))  # batch number
+        | "SegmentBatches" >> beam.Create(list(plan.batches))  # SegmentBatch: where to read
         | "ReadSegments" >> beam.FlatMap(read_segment_batch, config)  # Segment
         | "Spread" >> beam.Reshuffle()  # Segment, spread over workers for parallel fetching
     )

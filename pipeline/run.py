@@ -118,17 +118,17 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
     """Shard ``config.split``; blocks until the job finishes and returns Beam's result."""
     import apache_beam as beam
 
-    from pipeline.job import build, load_segments
+    from pipeline.job import build, plan_segments
 
     options = beam_options(config, beam_args)
     check_cookies(config.fetch, local_workers=options.get_all_options()["runner"] in LOCAL_RUNNERS)
-    segments = load_segments(config)
-    if not segments:
+    plan = plan_segments(config)
+    if not plan.total:
         raise ValueError("no segments to shard (empty CSV, empty --audio-dir, or everything skipped)")
-    num_shards = config.num_shards or shards.default_num_shards(len(segments))
+    num_shards = config.num_shards or shards.default_num_shards(plan.total)
     prepare_output(config, num_shards)
     split_info = {
-        "segments": len(segments),
+        "segments": plan.total,
         "sources": [{"path": p, "sha256": file_sha256(p)} for p in config.segments]
         + ([{"audio_dir": config.audio_dir}] if config.audio_dir else []),
         "labels_file": {"path": config.labels, "sha256": file_sha256(config.labels)},
@@ -137,11 +137,11 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
         "software": software_versions(),
         "started": shards.utc_now(),
     }
-    log.info("sharding %d segments of %s into %d %s shards in %s (runner %s)", len(segments),
+    log.info("sharding %d segments of %s into %d %s shards in %s (runner %s)", plan.total,
              ", ".join(config.segments) or config.audio_dir, num_shards, config.split, config.out,
              options.get_all_options()["runner"])
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, config, len(segments), num_shards, split_info)
+    build(pipeline, config, plan, num_shards, split_info)
     result = pipeline.run()
     result.wait_until_finish()
     log_counters(result)
