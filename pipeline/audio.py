@@ -12,9 +12,10 @@ Clip shaping, decided here and recorded in the manifest (``ClipSettings.to_dict`
 - a source with no samples is an ``empty`` failure, one whose peak is below ``silence_peak``
   (about -100 dBFS) a ``silent`` failure: looping silence would only teach the model the dB floor;
 - a source longer than ``max_seconds`` (default 600 s, sixty times AudioSet's 10 s) is a
-  ``too_long`` failure: decoding never holds more than ``max_seconds`` (+1 s to tell "longer")
-  of one file in memory (600 s of 48 kHz stereo float32 are 220 MiB), whatever the CSV's end
-  time or the file's length.
+  ``too_long`` failure (:class:`SourceTooLong` from the decoder, or UnusableAudio from
+  make_clips), never a source cut short: decoding never holds more than ``max_seconds`` (+1 s to
+  tell "longer") of one file in memory (600 s of 48 kHz stereo float32 are 220 MiB), whatever
+  the CSV's end time or the file's length.
 
 Every ffmpeg of the pipeline (here and in :mod:`pipeline.fetch`) runs through
 :func:`run_ffmpeg`, with what the input may be restricted to what audio files need: local files
@@ -50,7 +51,7 @@ AUDIO_DEMUXERS = ("wav,w64,rf64,flac,ogg,mp3,aac,mov,mp4,m4a,matroska,webm,aiff,
 #: Protocols of a local decode: the file named, nothing else.
 LOCAL_PROTOCOLS = "file"
 #: Default wall-clock limit of one ffmpeg process that decodes (a batch of up to 16 files).
-DECODE_TIMEOUT_S = 600.0
+DECODE_TIMEOUT_S = 300.0
 #: Seconds between SIGTERM (ffmpeg finishes its output) and SIGKILL.
 KILL_GRACE_S = 3.0
 #: Default cap of a source's length, seconds (ClipSettings.max_seconds).
@@ -66,6 +67,14 @@ class DecodeError(RuntimeError):
     ``permanent`` say how to record it (DESIGN §2)."""
 
     reason = "decode_error"
+    permanent = True
+
+
+class SourceTooLong(DecodeError):
+    """The file (or the range asked for) holds more than ``max_seconds`` of audio: refused rather
+    than cut at the cap, so nothing is ever shortened silently."""
+
+    reason = "too_long"
     permanent = True
 
 
@@ -178,10 +187,16 @@ def _input(request: DecodeRequest, max_seconds: float) -> Any:
 
 def decode(request: DecodeRequest, config: SpectrogramConfig, *, max_seconds: float = DEFAULT_MAX_SECONDS,
            timeout_s: float = DECODE_TIMEOUT_S) -> np.ndarray:
-    """Decode one file (or a range of it) to [samples, channels] float32: at most ``max_seconds``
-    + ``OVERRUN_S`` of it (make_clips refuses what is longer than ``max_seconds``)."""
+    """Decode one file (or a range of it) to [samples, channels] float32. ffmpeg stops after
+    ``max_seconds`` + ``OVERRUN_S``; more than ``max_seconds`` raises SourceTooLong."""
     out = run_ffmpeg(_input(request, max_seconds).output("pipe:", **_output_options(config, max_seconds)).get_args(), timeout_s)
-    return np.frombuffer(out, dtype="<f4").reshape(-1, config.channels)
+    return _checked(np.frombuffer(out, dtype="<f4").reshape(-1, config.channels), config, max_seconds)
+
+
+def _checked(audio: np.ndarray, config: SpectrogramConfig, max_seconds: float) -> np.ndarray:
+    if audio.shape[0] > (max_seconds + TOO_LONG_TOLERANCE_S) * config.sample_rate:
+        raise SourceTooLong(f"the source is longer than {max_seconds:g} s (--max-seconds)")
+    return audio
 
 
 def decode_many(requests: list[DecodeRequest], config: SpectrogramConfig, *,
@@ -209,10 +224,14 @@ def decode_many(requests: list[DecodeRequest], config: SpectrogramConfig, *,
             run_ffmpeg(ffmpeg.merge_outputs(*outputs).get_args(), timeout_s)
         except DecodeError:
             return [_decode_or_error(request, config, max_seconds, timeout_s) for request in requests]
-        return [
-            np.fromfile(f"{scratch}/{index}.raw", dtype="<f4").reshape(-1, config.channels)
-            for index in range(len(requests))
-        ]
+        results: list[np.ndarray | DecodeError] = []
+        for index in range(len(requests)):
+            try:
+                results.append(_checked(np.fromfile(f"{scratch}/{index}.raw", dtype="<f4").reshape(-1, config.channels),
+                                        config, max_seconds))
+            except SourceTooLong as error:
+                results.append(error)
+        return results
 
 
 def _decode_or_error(request: DecodeRequest, config: SpectrogramConfig, max_seconds: float,

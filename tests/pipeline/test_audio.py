@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, UnusableAudio, decode,
-                            decode_many, make_clips)
+from pipeline.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, SourceTooLong,
+                            UnusableAudio, decode, decode_many, make_clips)
 from pipeline.spectrogram import DEFAULT_CONFIG
 
 RATE = DEFAULT_CONFIG.sample_rate
@@ -108,18 +108,23 @@ def dominant_hz(audio):
 
 def test_decoded_length_is_capped_and_a_longer_source_is_too_long(tmp_path):
     path = ffmpeg_tone(tmp_path / "long.flac", 30.0)
-    capped = decode(DecodeRequest(path), DEFAULT_CONFIG, max_seconds=12.0)
-    assert capped.shape[0] == 13 * RATE  # the cap and one second more, to tell "longer"
-    with pytest.raises(UnusableAudio) as error:
-        make_clips(capped, DEFAULT_CONFIG, ClipSettings(max_seconds=12.0))
-    assert error.value.reason == "too_long" and "longer than 12 s" in str(error.value)
-    # A CSV's end time of 1e300 asks for the whole file, and gets at most the cap.
-    (batch, _) = decode_many([DecodeRequest(path, duration_s=1e300), DecodeRequest(path)], DEFAULT_CONFIG,
-                             max_seconds=12.0)
-    assert batch.shape[0] == 13 * RATE
+    with pytest.raises(SourceTooLong) as error:
+        decode(DecodeRequest(path), DEFAULT_CONFIG, max_seconds=12.0)
+    assert (error.value.reason, error.value.permanent) == ("too_long", True)
+    assert str(error.value) == "the source is longer than 12 s (--max-seconds)"
+    # A CSV's end time of 1e300 asks for the whole file: too long as well, never cut at the cap.
+    short = ffmpeg_tone(tmp_path / "short.flac", 2.0)
+    batch = decode_many([DecodeRequest(path, duration_s=1e300), DecodeRequest(path), DecodeRequest(short)],
+                        DEFAULT_CONFIG, max_seconds=12.0)
+    assert [type(result).__name__ for result in batch] == ["SourceTooLong", "SourceTooLong", "ndarray"]
     # Up to the cap, nothing changes.
     exact = decode(DecodeRequest(path, start_s=1.0, duration_s=12.0), DEFAULT_CONFIG, max_seconds=12.0)
+    assert exact.shape[0] == 12 * RATE
     assert len(make_clips(exact, DEFAULT_CONFIG, ClipSettings(max_seconds=12.0))) == 2
+    # Audio from elsewhere is held to the setting by make_clips.
+    with pytest.raises(UnusableAudio) as unusable:
+        make_clips(exact, DEFAULT_CONFIG, ClipSettings(max_seconds=11.0))
+    assert unusable.value.reason == "too_long" and "longer than 11 s" in str(unusable.value)
     assert ClipSettings().max_seconds == 600.0
     with pytest.raises(ValueError, match="--max-seconds"):
         ClipSettings(max_seconds=float("inf"))
