@@ -13,30 +13,40 @@ file system).
 
 How a segment is fetched:
 
-1. yt-dlp with ``download_ranges`` for just [start, end] (yt-dlp runs ffmpeg with ``-ss/-t`` on the
-   media URL and stream-copies the range: no re-encoding, a few hundred kB per segment). A stream
-   copy cuts at packet boundaries, so such an entry may start up to one packet early (about 20 ms
-   for YouTube's Opus and AAC, 93 ms for 4096-sample FLAC frames).
+1. yt-dlp extracts the media URL (best audio), and ffmpeg, run by this module, stream-copies
+   [start, end] of it (``-ss/-t`` before ``-i``: no re-encoding, a few hundred kB per segment) —
+   what yt-dlp's ``download_ranges`` does, but under our limits (see :func:`_download_section`:
+   a wall-clock limit, ``-rw_timeout``, HTTP(S) and audio demuxers only, and no cookies or
+   passwords on its command line). A stream copy cuts at packet boundaries, so such an entry may
+   start up to one packet early (about 20 ms for YouTube's Opus and AAC, 93 ms for 4096-sample
+   FLAC frames).
 2. The result is decoded (ffmpeg, to a small mono PCM stream) to check that it holds audio. A
    section download can "succeed" with an empty or index-less file: an m4a whose ``moov`` index
    sits at the end of the file, served by a host that cannot seek, comes back as an mp4 with no
-   stream at all; a range past the end of the source comes back with a packet or two. ffmpeg's
-   own errors are not visible either (yt-dlp only says "ffmpeg exited with code N").
-3. When the section does not decode, or holds less than was asked for (more than
+   stream at all; a range past the end of the source comes back with a packet or two.
+3. When the section does not decode, holds less than was asked for (more than
    ``SHORT_TOLERANCE_S`` short: the source ends inside the segment, so its whole file is short
-   and cheap), the whole file is downloaded with yt-dlp's native HTTP downloader (whose errors
-   carry the HTTP status, so they classify well) and [start, end] is cut locally with ffmpeg,
-   re-encoded to FLAC: lossless with respect to the decoded samples, sample-accurate at the cut,
-   any channel count up to 8 and any rate, and a container every ffmpeg reads from a pipe or a
-   file. The cached file is then ``<stem>.flac``.
+   and cheap), or must not be fetched by ffmpeg (its URL takes cookies or a password), the whole
+   file is downloaded with yt-dlp's native HTTP downloader (whose errors carry the HTTP status,
+   so they classify well) and [start, end] is cut locally with ffmpeg, re-encoded to FLAC:
+   lossless with respect to the decoded samples, sample-accurate at the cut, any channel count
+   up to 8 and any rate, and a container every ffmpeg reads from a pipe or a file. The cached
+   file is then ``<stem>.flac``.
+
+Limits: a range longer than ``max_seconds`` (``--max-seconds``) is a ``too_long`` failure before
+anything is downloaded; every ffmpeg runs under ``ffmpeg_timeout`` (a transient ``timeout``);
+a write error in the cache is a transient ``local_io`` failure, and the worker stops when the
+cache takes no write at all (:class:`_LocalIo`).
 
 ``rate_limit`` applies to yt-dlp's own HTTP downloads (the whole-file path); the ffmpeg that
 fetches sections is not throttled by yt-dlp, so ``sleep_interval`` is the knob that paces those.
 
 Failures are classified from the tool's message into DESIGN §2's reasons by
 :func:`classify_error`; transient ones are retried with exponential back-off. Cookies and proxy
-credentials never leave this module: every message is passed through :func:`redact`, and yt-dlp
-gets a private copy of the cookie file, because it writes cookies back to the file it was given.
+credentials never leave this module: every message is passed through :func:`redact`, and each
+yt-dlp run gets a private copy of the cookie file, because it writes cookies back to the file it
+was given; the copy is deleted when the run ends, and copies a killed worker left behind at the
+next start (:func:`_sweep_once`).
 The cookie file may be remote (``gs://``: a cloud runner's workers cannot see the launching
 machine's files); each worker process reads it once.
 
