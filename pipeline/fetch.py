@@ -516,7 +516,7 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
             os.makedirs(cache_dir, exist_ok=True)
             _remove_stale_temporaries(cache_dir, stem)
         _sweep_once(work_parent or tempfile.gettempdir())
-        work_dir = tempfile.mkdtemp(prefix=f".{stem}.{_OWNER}-", suffix=".tmp", dir=work_parent)
+        work_dir = tempfile.mkdtemp(prefix=f".{stem}.{_owner()}-", suffix=".tmp", dir=work_parent)
         try:
             result = _fetch_with_retries(ytid, start_s, end_s, cache_dir, stem, config, work_dir)
         finally:
@@ -566,24 +566,31 @@ class _LocalIo:
 
 _LOCAL_IO = _LocalIo()
 # Work directories are named after their host and process, so that a sweep can tell a dead
-# worker's (SIGKILL) from a running one's.
-_OWNER = f"{re.sub(r'[^A-Za-z0-9-]', '-', socket.gethostname())[:40]}-{os.getpid()}"
-_OWNER_PATTERN = re.compile(r"\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)-[^/.]*\.tmp$")
+# worker's (SIGKILL) from a running one's: .<stem>.<host>-<pid>-<random>.tmp
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_WORK_DIR_PATTERN = re.compile(r"^\.[^/]+_\d+_\d+\.(?:(?P<host>[A-Za-z0-9-]+)-(?P<pid>\d+)-)?[^/.]*\.tmp$")
 _swept: set[str] = set()
+
+
+def _owner() -> str:
+    return f"{_HOST}-{os.getpid()}"  # at call time: a forked worker has its own pid
 
 
 def _sweep_once(directory: str) -> None:
     """Once per process and directory (so at a worker's first fetch, i.e. when a job starts):
     deletes the work directories, with any private cookie copy in them, of workers of this host
     that are gone (killed with SIGKILL, which no ``finally`` survives). Another host's, or one
-    named the old way, goes when older than STALE_TMP_S (the per-segment sweep does that too)."""
+    named the old way, goes when older than STALE_TMP_S. Only names of our work directories are
+    looked at (the directory may be the system's temporary directory, for a remote cache)."""
     if directory in _swept:
         return
     _swept.add(directory)
     for path in glob.glob(os.path.join(glob.escape(directory), ".*.tmp")):
-        match = _OWNER_PATTERN.search(path)
+        match = _WORK_DIR_PATTERN.match(os.path.basename(path))
+        if not match or not os.path.isdir(path):
+            continue
         try:
-            if match and match["host"] == _OWNER.rsplit("-", 1)[0]:
+            if match["host"] == _HOST:
                 if int(match["pid"]) != os.getpid() and not _alive(int(match["pid"])):
                     logger.info("removing %s, left by a killed worker", path)
                     shutil.rmtree(path, ignore_errors=True)
