@@ -198,16 +198,14 @@ def _parse_line(text: str, vocabulary: LabelVocabulary, allow_any_id: bool) -> S
     text = text.rstrip("\r\n")
     if "\x00" in text:
         raise SegmentError("a NUL byte in the line (a damaged or binary file?)")
-    try:
-        (row,) = csv.reader([text], skipinitialspace=True) if text else [[]]
-        list(csv.reader([text], skipinitialspace=True, strict=True))
+    try:  # strict: an open quote at the end of the line is an error, not a field ending there
+        row = next(csv.reader([text], skipinitialspace=True, strict=True), [])
     except csv.Error as error:
         if "unexpected end of data" in str(error):
             raise SegmentError("a quote is opened and never closed on this line") from None
-        if "expected after" in str(error):  # strict only: `"a"b` is read as `ab`, as before
-            (row,) = csv.reader([text], skipinitialspace=True)
-        else:
+        if "expected after" not in str(error):
             raise SegmentError(f"not a CSV row ({error})") from None
+        row = next(csv.reader([text], skipinitialspace=True), [])  # `"a"b` is read as `ab`, as always
     if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
         return None
     if row[0].strip().lower() in ("ytid", "youtube_id", "id"):
@@ -218,32 +216,33 @@ def _parse_line(text: str, vocabulary: LabelVocabulary, allow_any_id: bool) -> S
 def _physical_lines(handle: Any, offset: int, line: int) -> Iterator[tuple[int, int, bytes, bool]]:
     """(line number, byte offset, bytes with line end, overlong) of each line from ``offset``.
     Reads blocks, so a line without an end (a binary file) is never held in memory whole."""
-    buffer, start, skipping = b"", offset, False
+    start, pending, skipping = offset, b"", False
     while True:
         block = handle.read(_READ_BLOCK)
         if not block:
-            if buffer and not skipping:
-                yield line, start, buffer, False
+            if pending and not skipping:
+                yield line, start, pending, False
             return
-        buffer += block
-        while True:
-            end = buffer.find(b"\n")
-            if end < 0:
-                if len(buffer) > MAX_LINE_BYTES:
-                    if not skipping:
-                        yield line, start, b"", True
-                        skipping = True
-                    start += len(buffer)
-                    buffer = b""
-                break
-            if end + 1 > MAX_LINE_BYTES and not skipping:
+        data = pending + block if pending else block
+        position = 0
+        while (end := data.find(b"\n", position)) >= 0:
+            length = end + 1 - position
+            if skipping:  # the rest of an overlong line, already reported
+                skipping = False
+            elif length > MAX_LINE_BYTES:
                 yield line, start, b"", True
-            elif not skipping:
-                yield line, start, buffer[: end + 1], False
-            skipping = False
-            start += end + 1
+            else:
+                yield line, start, data[position : end + 1], False
+            start += length
             line += 1
-            buffer = buffer[end + 1 :]
+            position = end + 1
+        pending = data[position:]
+        if len(pending) > MAX_LINE_BYTES:
+            if not skipping:
+                yield line, start, b"", True
+                skipping = True
+            start += len(pending)
+            pending = b""
 
 
 def _open_binary(path: str) -> Any:

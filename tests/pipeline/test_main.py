@@ -131,3 +131,14 @@ def test_a_beam_option_with_a_bad_value_is_refused_before_anything_starts(monkey
         cli.main([*REQUIRED, "--num_workers", "many"])
     assert exit_.value.code == 2
     assert "--num_workers: invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_a_utf16_segment_csv_is_named_and_stops_the_launch_with_exit_code_2(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    csv = tmp_path / "segments.csv"
+    csv.write_text('--PJHxphWEs, 30.000, 40.000, "/m/09x0r"\n', encoding="utf-16")  # as some editors save it
+    out = tmp_path / "out"
+    assert cli.main(["--segments", str(csv), "--split", "train", "--out", str(out), "--cache", str(tmp_path / "c"),
+                     "--skip-bad-rows"]) == 2
+    assert f"{csv}: UTF-16 text, not UTF-8: save it as UTF-8" in caplog.text
+    assert not out.exists()  # refused before any work
