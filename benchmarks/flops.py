@@ -94,7 +94,7 @@ def counted_flops(config, mels: int = 256, channels: int = 2) -> dict[str, float
         return Views(global_x, None), Views(local_x, token_mask) if views.local_views else None
 
     def loss_only(*arguments):
-        z = embed(*inputs(*arguments))
+        z, _ = embed(*inputs(*arguments))
         return loss.lejepa(z, views.global_views, tf.constant(0, tf.int64), config.run.seed, config.loss)["loss"]
 
     def loss_and_grads(*arguments):

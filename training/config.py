@@ -29,6 +29,12 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
     "base": dict(width=768, depth=12, heads=12, mlp_dim=3072, projector_hidden=2048, projector_dim=128),
 }
 
+#: Default peak learning rate per model size (``--lr`` overrides it). AdamW moves each weight by
+#: about the learning rate per step whatever the batch, so it is not scaled with ``--batch``.
+#: tiny: measured (docs/design.md, "Learning rate"); small and base: the usual ViT-S/B AdamW peaks.
+LEARNING_RATES: dict[str, float] = {"tiny": 1e-3, "small": 5e-4, "base": 3e-4}
+
+
 class UsageError(ValueError):
     """A setting the user gave is invalid or contradicts the run directory: say what to do."""
 
@@ -52,6 +58,8 @@ class ModelConfig:
     stride: int = setting(10, "patch stride (mel bands and frames)")
     max_time_patches: int = setting(64, "longest input in time patches that the relative time bias covers")
     pool: str = setting("cls", "representation: cls, or cls+mean (CLS concatenated with the mean patch)")
+    projector_norm: str = setting("batch", "normalisation in the projector: batch (BatchNorm synchronised across "
+                                           "replicas, as the reference) or layer (starts near collapse: for comparison)")
 
     def __post_init__(self) -> None:
         if self.size not in MODEL_SIZES:
@@ -63,6 +71,8 @@ class ModelConfig:
             raise UsageError(f"--width {self.width} must be a multiple of --heads {self.heads}")
         if self.pool not in ("cls", "cls+mean"):
             raise UsageError(f"--pool must be cls or cls+mean, not {self.pool!r}")
+        if self.projector_norm not in ("batch", "layer"):
+            raise UsageError(f"--projector-norm must be batch or layer, not {self.projector_norm!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,12 +152,15 @@ class LossConfig:
                                        "code, the default) or sum (‖·‖² as DESIGN §4 writes it, = mean · D)")
     directions: int = setting(1024, "random 1-D projections per step for SIGReg")
     t_points: int = setting(17, "Epps-Pulley integration points")
-    t_max: float = setting(3.0, "Epps-Pulley integration range [0, t_max]")
-
+    t_max: float = setting(3.0, "Epps-Pulley integration range [-t_max, t_max]")
+    sigreg_samples: str = setting("all", "what SIGReg tests as one sample: all (the V·N embeddings of a step) or "
+                                         "views (each view's N clips, statistics averaged; V times weaker)")
 
     def __post_init__(self) -> None:
         if self.invariance not in ("sum", "mean"):
             raise UsageError(f"--invariance must be sum or mean, not {self.invariance!r}")
+        if self.sigreg_samples not in ("all", "views"):
+            raise UsageError(f"--sigreg-samples must be all or views, not {self.sigreg_samples!r}")
         if not 0.0 <= self.lambda_ <= 1.0:
             raise UsageError(f"--lambda must be in [0, 1], not {self.lambda_}")
 
@@ -156,7 +169,8 @@ class LossConfig:
 class OptimConfig:
     """AdamW with linear warm-up and cosine decay."""
 
-    lr: float = setting(5e-4, "peak learning rate per 256 examples (scaled linearly with --batch)")
+    lr: float | None = setting(None, "peak learning rate, as given: not scaled with --batch (default: per --model, "
+                                     "from LEARNING_RATES)")
     weight_decay: float = setting(0.05, "decoupled weight decay (kernels only, not biases, norms or embeddings)")
     beta1: float = setting(0.9, "AdamW β1")
     beta2: float = setting(0.999, "AdamW β2")
@@ -213,6 +227,10 @@ class Config:
 
     def __post_init__(self) -> None:
         self.views.check_frames(self.model.patch, self.model.stride)
+        if self.optim.lr is None:
+            object.__setattr__(self, "optim", dataclasses.replace(self.optim, lr=LEARNING_RATES[self.model.size]))
+        if not self.optim.lr > 0:
+            raise UsageError(f"--lr must be positive, not {self.optim.lr}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -232,6 +250,8 @@ class Config:
         if "model.size" in changes:
             for key in MODEL_SIZES[changes["model.size"]] if changes["model.size"] in MODEL_SIZES else ():
                 values["model"][key] = None
+            if changes["model.size"] != values["model"]["size"] and "optim.lr" not in changes:
+                values["optim"]["lr"] = None  # the new size's default
         return Config.from_dict(_apply(values, changes))
 
 

@@ -15,18 +15,17 @@ import tensorflow as tf
 from training.config import OptimConfig
 
 
-def peak_learning_rate(config: OptimConfig, batch: int) -> float:
-    """--lr is per 256 examples; it scales linearly with the global batch."""
-    return config.lr * batch / 256
-
-
 def warmup_steps(config: OptimConfig, total_steps: int) -> int:
     return int(config.warmup if config.warmup >= 1 else round(config.warmup * total_steps))
 
 
-def learning_rate(step: tf.Tensor | int, config: OptimConfig, batch: int, total_steps: int) -> tf.Tensor:
-    """Linear warm-up to the peak, then cosine decay to min_lr × peak at total_steps."""
-    peak = peak_learning_rate(config, batch)
+def learning_rate(step: tf.Tensor | int, config: OptimConfig, total_steps: int) -> tf.Tensor:
+    """Linear warm-up to the peak ``config.lr``, then cosine decay to min_lr × peak at total_steps.
+
+    The peak is what the user gave, whatever the batch: Adam's step size does not shrink with the
+    batch, and a linear per-256 rule left small-batch runs (CPU, tests) with weights that barely
+    moved (docs/design.md, "Learning rate")."""
+    peak = config.lr
     warmup = warmup_steps(config, total_steps)
     step = tf.cast(step, tf.float32)
     rising = peak * (step + 1.0) / max(warmup, 1)

@@ -1,16 +1,16 @@
-"""The training loop: one file, top to bottom (DESIGN §4 Running).
+"""The training loop: one file, top to bottom.
 
 Set-up → input → model and optimiser → the step → checkpoints → the loop. The step is one
 ``tf.function`` around ``strategy.run``; inside it each replica makes its views, runs the encoder
-and projector (XLA-compiled), computes its share of the LeJEPA loss (whose SIGReg all-reduces the
-characteristic-function sums), all-reduces the gradients once, clips the *global* gradient and
-applies AdamW to every replica's copy.
+(XLA-compiled on GPU) and the projector, computes its share of the LeJEPA loss (whose SIGReg
+all-reduces the characteristic-function sums), all-reduces the gradients once, clips the *global*
+gradient and applies AdamW to every replica's copy.
 
-Why the XLA cluster stops short of the loss: under MirroredStrategy each replica's compiled
-function must touch only its own device's variables, and a cross-replica all-reduce cannot live
-inside one compiled replica function. So views + encoder + projector (all the FLOPs) and their
-gradient are compiled; the loss, the two collectives and the optimiser update are ordinary graph
-ops.
+Why the XLA cluster stops at the encoder: under MirroredStrategy each replica's compiled function
+must touch only its own device's variables, and a cross-replica all-reduce cannot live inside one
+compiled replica function. So views and encoder (nearly all the FLOPs) and their gradient are
+compiled; the projector (whose BatchNorm all-reduces its batch statistics), the loss, the
+collectives and the optimiser update are ordinary graph ops.
 """
 from __future__ import annotations
 
@@ -144,28 +144,32 @@ def build_step(config, strategy, state: State, band_mean, band_std, steps: int) 
     def make_views(logmel, seed):
         return views.all_views(logmel, mean_tensor, std_tensor, seed, view_config, patch, stride)
 
-    embed = make_embed(encoder, projector, view_config, config.run.batch // replicas)
-
     # Views are compiled apart from the model: they need no gradient, and XLA fuses their gathers
     # and element-wise ops well (3x faster on CPU than the plain graph).
     jit = resolve_jit(config.run.jit)
     compiled_views = tf.function(make_views, jit_compile=jit in ("all", "views"))
-    compiled_embed = tf.function(embed, jit_compile=jit == "all")
+    embed = make_embed(encoder, projector, view_config, config.run.batch // replicas, jit_compile=jit == "all")
 
     def replica_step(logmel, stop):
         context = tf.distribute.get_replica_context()
         seed = views.step_seed(config.run.seed, step, context.replica_id_in_sync_group)
         global_views, local_views = compiled_views(logmel, seed)
-        terms, gradients, z = loss_and_gradients(compiled_embed, variables, global_views, local_views, step,
-                                                 config, loss_scale.scale)
+        terms, gradients, z, representation = loss_and_gradients(embed, variables, global_views, local_views, step,
+                                                                 config, loss_scale.scale)
         norm = tf.linalg.global_norm(gradients)
         finite = tf.math.is_finite(norm)
         if config.optim.clip_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, config.optim.clip_norm, use_norm=norm)
-        rate = optim.learning_rate(step, config.optim, config.run.batch, steps)
+        rate = optim.learning_rate(step, config.optim, steps)
         adamw.apply(gradients, rate, finite)
         loss_scale.update(finite)
-        monitors = loss.collapse_monitors(z[0])
+        # Collapse monitors on one global view's clips: z (what the loss sees) and the encoder's
+        # representation (what the probe and users see).
+        z_monitors = loss.collapse_monitors(z[0])
+        representation_monitors = loss.collapse_monitors(representation[:tf.shape(z)[1]])
+        monitors = {"embedding_std": z_monitors["std"], "effective_rank": z_monitors["rank"],
+                    "representation_std": representation_monitors["std"],
+                    "representation_rank": representation_monitors["rank"]}
         if replicas > 1:
             # identity: a copy on this replica's device (the same host tensor on every replica has no
             # device set to reduce to).
@@ -442,6 +446,7 @@ SCALARS = {
     "optimizer/learning_rate": "learning_rate", "optimizer/grad_norm": "grad_norm",
     "speed/examples_per_s": "examples_per_s", "speed/steps_per_s": "steps_per_s",
     "collapse/embedding_std": "embedding_std", "collapse/effective_rank": "effective_rank",
+    "collapse/representation_std": "representation_std", "collapse/representation_rank": "representation_rank",
     "optimizer/loss_scale": "loss_scale",  # 1 unless --precision mixed_float16
 }
 
@@ -462,22 +467,38 @@ def _warn_if_statistics_changed(export_dir: str, band_mean, band_std) -> None:
                     "normalisation changes from here on (were the shards rebuilt?)")
 
 
-def make_embed(encoder, projector, view_config, per_replica: int):
-    """(global views, local views) of one replica's clips → z [V, N, D] float32: the step's FLOPs."""
+def make_embed(encoder, projector, view_config, per_replica: int, jit_compile: bool = False):
+    """(global views, local views) of one replica's clips → (z [V, N, D] float32, representation of
+    the global views [G·N, width]): the step's FLOPs.
+
+    The encoder runs once per kind of view (their lengths differ); with ``jit_compile`` it is one
+    XLA cluster. The projector runs outside it, on every view of the step at once: its BatchNorm
+    all-reduces its statistics across replicas, and a cross-replica op cannot live inside one
+    replica's compiled function (each may touch only its own device).
+    """
     import tensorflow as tf
 
-    def embed(global_views, local_views):
-        z = [tf.reshape(projector(encoder(global_views.x)), (view_config.global_views, per_replica, -1))]
+    def represent(global_views, local_views):
+        representations = [encoder(global_views.x)]
         if local_views is not None:
-            local = projector(encoder(local_views.x, token_mask=local_views.token_mask))
-            z.append(tf.reshape(local, (view_config.local_views, per_replica, -1)))
-        return tf.cast(tf.concat(z, axis=0), tf.float32)
+            representations.append(encoder(local_views.x, token_mask=local_views.token_mask))
+        return representations
+
+    represent = tf.function(represent, jit_compile=jit_compile) if jit_compile else represent
+    view_count = view_config.global_views
+
+    def embed(global_views, local_views):
+        representations = represent(global_views, local_views)
+        views = view_count + (view_config.local_views if local_views is not None else 0)
+        z = projector(tf.concat(representations, axis=0), training=True)
+        return tf.cast(tf.reshape(z, (views, per_replica, -1)), tf.float32), representations[0]
 
     return embed
 
 
 def loss_and_gradients(embed, variables, global_views, local_views, step, config, scale=1.0):
-    """In a replica context: (this replica's loss shares, gradients of the *global* loss, z).
+    """In a replica context: (this replica's loss shares, gradients of the *global* loss, z,
+    the global views' representation).
 
     The gradients are summed over replicas here, once, so that everything after (norm, clipping,
     the update) sees the same numbers on every replica; with `scale` (fp16 loss scaling) the loss is
@@ -489,13 +510,13 @@ def loss_and_gradients(embed, variables, global_views, local_views, step, config
 
     context = tf.distribute.get_replica_context()
     with tf.GradientTape() as tape:
-        z = embed(global_views, local_views)
+        z, representation = embed(global_views, local_views)
         terms = loss.lejepa(z, config.views.global_views, step, config.run.seed, config.loss)
         scaled = terms["loss"] * scale
     gradients = [tf.cast(g, tf.float32) for g in tape.gradient(scaled, variables)]
     if context.num_replicas_in_sync > 1:
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-    return terms, [g / scale for g in gradients], z
+    return terms, [g / scale for g in gradients], z, representation
 
 
 def _scalar_metadata():
@@ -507,10 +528,11 @@ def _scalar_metadata():
 def _report(record: dict[str, float], steps: int, writer, metrics_file, tf) -> None:
     done = record["step"]
     eta = (steps - done) / max(record["steps_per_s"], 1e-9)
-    log.info("step %d/%d  loss %.4f  inv %.4f  sigreg %.4f  lr %.2e  |g| %.3f  std %.3f  rank %.1f  "
-             "%.1f ex/s  %.2f steps/s  eta %dm%02ds", done, steps, record["loss"], record["invariance"],
-             record["sigreg"], record["learning_rate"], record["grad_norm"], record["embedding_std"],
-             record["effective_rank"], record["examples_per_s"], record["steps_per_s"], eta // 60, eta % 60)
+    log.info("step %d/%d  loss %.4f  inv %.4f  sigreg %.3f  lr %.2e  |g| %.3f  z std %.3f rank %.1f  "
+             "repr std %.3f rank %.1f  %.1f ex/s  %.2f steps/s  eta %dm%02ds", done, steps, record["loss"],
+             record["invariance"], record["sigreg"], record["learning_rate"], record["grad_norm"],
+             record["embedding_std"], record["effective_rank"], record["representation_std"],
+             record["representation_rank"], record["examples_per_s"], record["steps_per_s"], eta // 60, eta % 60)
     with writer.as_default(step=done):
         for tag, key in SCALARS.items():
             # tf.summary.write with the scalars plugin's metadata is what tf.summary.scalar does,

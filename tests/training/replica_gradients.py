@@ -73,7 +73,7 @@ weights = [v.numpy() for v in encoder.weights + projector.weights]
 single_variables = encoder.trainable_variables + projector.trainable_variables
 single = tf.function(lambda: loss_and_gradients(make_embed(encoder, projector, config.views, N), single_variables,
                                                 global_views, local_views, step, config))
-single_terms, single_gradients, _ = single()
+single_terms, single_gradients, _, _ = single()
 
 with strategy.scope():
     encoder2, projector2 = build_models(config.model)
@@ -90,7 +90,7 @@ def replica_step(replica_inputs):
 
 @tf.function
 def replicated():
-    terms, gradients, _ = strategy.run(replica_step, args=(inputs,))
+    terms, gradients, _, _ = strategy.run(replica_step, args=(inputs,))
     return ({k: strategy.reduce("SUM", t, axis=None) for k, t in terms.items()},
             [strategy.experimental_local_results(g) for g in gradients])
 

@@ -45,7 +45,9 @@ def check_replica_gradients(values: dict, workers: int = 1) -> None:
     assert values["local_replicas"] * workers == 2
     for term in ("loss", "invariance", "sigreg"):
         assert values["replicated"][term] == pytest.approx(values["single"][term], rel=1e-5)
-    assert values["max_relative_difference"] < 1e-4
+    # 1e-3, not exact: the projector's synchronised BatchNorm takes the variance as E[x²] − E[x]² of
+    # all-reduced sums, one device as E[(x − mean)²]; float32 rounds the two apart by ~1e-4.
+    assert values["max_relative_difference"] < 1e-3
     assert values["replicas_disagree_by"] == 0.0
     # Without the all-reduce before the square, SIGReg and its gradients differ: the check has teeth.
     assert values["control_sigreg"] != pytest.approx(values["single"]["sigreg"], rel=1e-3)
@@ -358,10 +360,10 @@ def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoint(two_replica_run, s
 # --------------------------------------------------------------------------------------------
 
 
-def test_learning_rate_warms_up_then_decays_by_cosine():
-    config = OptimConfig(lr=1e-3, warmup=10, min_lr=0.1)
-    rates = [float(optimizer.learning_rate(s, config, batch=512, total_steps=110)) for s in range(110)]
-    peak = 2e-3  # scaled with the batch: 1e-3 × 512 / 256
+def test_learning_rate_warms_up_to_the_given_peak_then_decays_by_cosine():
+    config = OptimConfig(lr=2e-3, warmup=10, min_lr=0.1)
+    rates = [float(optimizer.learning_rate(s, config, total_steps=110)) for s in range(110)]
+    peak = 2e-3  # --lr itself, whatever the batch
     assert rates[0] == pytest.approx(peak / 10) and rates[9] == pytest.approx(peak)
     assert rates[10] == pytest.approx(peak) and rates[60] == pytest.approx(peak * (0.1 + 0.9 * 0.5), rel=1e-4)
     assert rates[-1] == pytest.approx(peak * 0.1, rel=1e-2) and all(np.diff(rates[10:]) <= 1e-9)
