@@ -262,27 +262,44 @@ def _load_manifest_file(path: str) -> dict[str, Any] | None:
 
 
 def read_manifest(directory: str) -> dict[str, Any] | None:
-    """The directory's manifest: manifest.json with each ``manifest-<split>.json`` overlaid (the
-    newest entry of a split, even if two concurrent jobs raced on manifest.json). None for a
-    directory without a manifest; ManifestError for a damaged one."""
+    """The directory's manifest: manifest.json, where a ``manifest-<split>.json`` it was not
+    rebuilt from (a job killed in between) replaces that split's entry. None for a directory
+    without a manifest; ManifestError for a damaged one."""
     manifest = _load_manifest_file(manifest_path(directory))
-    for split in SPLITS:
-        part = _load_manifest_file(split_manifest_path(directory, split))
-        if part is None or split not in part["splits"]:
-            continue
+    for split, part in _split_files(directory).items():
         if manifest is None:
-            manifest = {**part, "splits": {}}
-        manifest["splits"][split] = part["splits"][split]
+            manifest = {key: value for key, value in part.items() if key not in ("splits", SPLIT_FILE_TOKEN)}
+            manifest["splits"] = {}
+        _merge_part(manifest, split, part)
     return manifest
 
 
-def _split_entries(directory: str) -> dict[str, Any]:
-    entries = {}
+#: Key of a split file's version: a random token, which manifest.json records (under
+#: ``split_files``) for each split file it was built from.
+SPLIT_FILE_TOKEN = "written"
+
+
+def _merge_part(manifest: dict[str, Any], split: str, part: dict[str, Any]) -> None:
+    """Take ``split``'s entry from its split file, unless manifest.json was built from this very
+    version of it: then manifest.json's entry stands, as it is (an entry edited by hand, as the
+    trainer's tests do, stays edited)."""
+    built_from = manifest.setdefault("split_files", {})
+    if not isinstance(built_from, dict):
+        raise ManifestError(f"manifest.json: 'split_files' is {type(built_from).__name__}, not an object")
+    token = part.get(SPLIT_FILE_TOKEN)
+    if token is None or built_from.get(split) != token:
+        manifest["splits"][split] = part["splits"][split]
+        built_from[split] = token
+
+
+def _split_files(directory: str) -> dict[str, dict[str, Any]]:
+    """{split: contents} of the split files present."""
+    parts = {}
     for split in SPLITS:
         part = _load_manifest_file(split_manifest_path(directory, split))
-        if part is not None and split in part["splits"]:
-            entries[split] = part["splits"][split]
-    return entries
+        if part is not None and isinstance(part["splits"].get(split), dict):
+            parts[split] = part
+    return parts
 
 
 #: Rounds of :func:`update_manifest` before it gives up on a stable manifest.json (each round is
@@ -300,20 +317,26 @@ def update_manifest(directory: str, split: str, base: dict[str, Any], entry: dic
     write the merge, read the split files again, and repeat until they did not change in between.
     The last write of manifest.json is then complete: a split file changed before that writer's
     first read is in its merge, one changed before its second read would have made it repeat, and
-    one changed after it is followed by that split's own (later) write. A job killed in between
-    leaves manifest.json one entry behind, which :func:`read_manifest` (the trainer's and the
-    probe's reader) covers by overlaying the split files; readers of manifest.json alone see it
+    one changed after it is followed by that split's own (later) write. Each split file carries a
+    random token, and manifest.json records (``split_files``) the tokens it was built from, so a
+    reader can tell a split file newer than manifest.json's entry without comparing clocks. A job
+    killed in between leaves manifest.json one entry behind, which :func:`read_manifest` (the
+    trainer's and the probe's reader) covers by taking that entry from the split file; readers of manifest.json alone see it
     complete once both jobs have finished. ``base`` is the directory's fixed part
     (:func:`new_manifest`), used when manifest.json does not exist yet.
     """
     out = directory.rstrip("/")
-    write_json_atomic(split_manifest_path(out, split), {**base, "splits": {split: entry}}, tag=split)
+    part = {**base, "splits": {split: entry}, SPLIT_FILE_TOKEN: uuid.uuid4().hex}
+    write_json_atomic(split_manifest_path(out, split), part, tag=split)
     for _ in range(MANIFEST_ROUNDS):
-        entries = _split_entries(out)
+        parts = _split_files(out)
         current = _load_manifest_file(manifest_path(out)) or base
-        merged = {**current, "splits": {**current.get("splits", {}), **entries}}
+        merged = {**current, "splits": dict(current.get("splits", {})),
+                  "split_files": dict(current.get("split_files", {}))}
+        for name, found in parts.items():
+            _merge_part(merged, name, found)
         write_json_atomic(manifest_path(out), merged, tag=split)
-        if _split_entries(out) == entries:
+        if _split_files(out) == parts:
             return merged
     log.warning("%s kept changing while %s was written; readers of the directory still see every split (from "
                 "manifest-<split>.json)", manifest_path(out), split)

@@ -74,10 +74,24 @@ def test_split_files_are_overlaid_on_a_manifest_a_killed_job_left_behind(tmp_pat
     out = tmp_path / "shards"
     run.prepare_output(config_for(out, "eval"), num_shards=1)
     job.write_manifest(None, [summary(0, 3)], [], config_for(out, "eval"), {"segments": 3})
-    stale = json.loads((out / "manifest.json").read_text())
-    del stale["splits"]["eval"]  # as if killed between its split file and manifest.json
+    written = json.loads((out / "manifest.json").read_text())
+    assert set(written["split_files"]) == {"eval"}  # the version of manifest-eval.json it was built from
+    stale = json.loads(json.dumps(written))
+    del stale["splits"]["eval"], stale["split_files"]["eval"]  # as if killed between the two files
     (out / "manifest.json").write_text(json.dumps(stale))
     assert shards.read_manifest(str(out))["splits"]["eval"]["segments"] == 3
+    stale["splits"]["eval"] = {**written["splits"]["eval"], "segments": 2}
+    stale["split_files"]["eval"] = "0" * 32  # an earlier run's entry: the split file's is newer
+    (out / "manifest.json").write_text(json.dumps(stale))
+    assert shards.read_manifest(str(out))["splits"]["eval"]["segments"] == 3
+    edited = json.loads(json.dumps(written))
+    edited["splits"]["eval"]["band_mean"] = []  # edited by hand (as the trainer's tests do): kept
+    (out / "manifest.json").write_text(json.dumps(edited))
+    assert shards.read_manifest(str(out))["splits"]["eval"]["band_mean"] == []
+    (out / "manifest.json").unlink()  # only the split file left
+    alone = shards.read_manifest(str(out))
+    assert alone["splits"]["eval"] == written["splits"]["eval"] and alone["labels"] == written["labels"]
+    assert "written" not in alone
 
 
 @pytest.mark.parametrize("text, problem", [
