@@ -55,11 +55,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def beam_option_parser() -> argparse.ArgumentParser:
+def import_runner_module(runner: str | None) -> None:
+    """Imports the module of ``runner`` (a name Beam maps to a class, or a dotted class path), so
+    the options it defines (the DaskRunner's ``--dask_client_address``, a custom runner's) are
+    known: Beam itself imports it before it reads them. A module that cannot be imported adds
+    nothing; Beam then fails on the runner itself."""
+    if not runner:
+        return
+    import importlib
+
+    try:
+        from apache_beam.runners.runner import _RUNNER_MAP  # noqa: PLC2701 (create_runner's own table)
+    except ImportError:
+        _RUNNER_MAP = {}
+    qualified = _RUNNER_MAP.get(runner.lower(), _RUNNER_MAP.get(runner.lower() + "runner", runner))
+    if "." in qualified:
+        try:
+            importlib.import_module(qualified.rsplit(".", 1)[0])
+        except Exception as error:  # noqa: BLE001 (any import failure: Beam reports it later)
+            logging.getLogger("pipeline").debug("runner module of %s not imported: %s", runner, error)
+
+
+def beam_option_parser(runner: str | None = None) -> argparse.ArgumentParser:
     """A parser of every option Beam's PipelineOptions know, built the way Beam builds its own
     (``PipelineOptions.get_all_options``: each direct subclass adds its arguments), so what it
     accepts is exactly what Beam would parse. Its errors raise instead of exiting."""
     from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    import_runner_module(runner)
 
     class Checker(_BeamArgumentParser):
         def error(self, message: str) -> None:  # type: ignore[override]
@@ -78,7 +101,9 @@ def unknown_arguments(ours: argparse.ArgumentParser, beam_args: list[str]) -> li
     """Messages for the arguments neither this job nor Beam knows, each with a "did you mean"
     suggestion from both sets of options; empty when all are known. Values are never echoed
     (a misspelt --proxy may carry a password)."""
-    beam = beam_option_parser()
+    runner_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    runner_parser.add_argument("--runner")
+    beam = beam_option_parser(runner_parser.parse_known_args(beam_args)[0].runner)
     _, unknown = beam.parse_known_args(beam_args)
     known = sorted({*ours._option_string_actions, *beam._option_string_actions} - {"-h", "--help"})
     problems = []

@@ -142,3 +142,12 @@ def test_a_utf16_segment_csv_is_named_and_stops_the_launch_with_exit_code_2(tmp_
                      "--skip-bad-rows"]) == 2
     assert f"{csv}: UTF-16 text, not UTF-8: save it as UTF-8" in caplog.text
     assert not out.exists()  # refused before any work
+
+
+def test_options_defined_by_the_runners_own_module_are_known(monkeypatch):
+    calls = []
+    monkeypatch.setattr("pipeline.run.run", lambda config, beam_args, argv: calls.append(beam_args))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    runner = ["--runner", "tests.pipeline.custom_runner.CustomRunner", "--custom_cluster_address", "10.0.0.1:8786"]
+    assert cli.main([*REQUIRED, *runner]) == 0
+    assert calls == [runner]
