@@ -130,3 +130,19 @@ def test_an_audio_directory_without_csv_is_read_in_ranges_of_its_listing(tmp_pat
     plan = job.plan_segments(cfg)
     assert plan.total == 2
     assert [s.ytid for s in read_all(plan, cfg)] == ["a.flac", "b.wav"]
+
+
+def test_a_csv_on_a_remote_file_system_is_read_in_ranges_too(tmp_path):
+    import os
+    import time
+
+    import tensorflow as tf
+
+    csv = f"ram://segments-{os.getpid()}-{time.time_ns()}.csv"
+    size = job.SEGMENT_BATCH
+    with tf.io.gfile.GFile(csv, "w") as handle:
+        handle.write(HEADER + rows(0, size + 3))
+    cfg = JobConfig(split="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"), segments=(csv,))
+    plan = job.plan_segments(cfg)
+    assert [(b.count, b.line) for b in plan.batches] == [(size, 4), (3, size + 4)]
+    assert [s.ytid for s in job.read_segment_batch(plan.batches[1], cfg)] == [ytid(n) for n in range(size, size + 3)]
