@@ -84,6 +84,7 @@ AUDIO_CONTENT_TYPES = {
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
 _COPY_CHUNK = 1 << 16
+MTIME_SLACK_NS = 2_000_000_000
 
 
 def content_type(path: str) -> str:
@@ -127,6 +128,7 @@ class AudioServer:
         self._index: dict[str, str] = {}
         self._scanned_mtime = -1
         self._scanned_at = float("-inf")
+        self._scanned_wall_ns = 0
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._rescan()
@@ -153,6 +155,7 @@ class AudioServer:
             self._index = index
             self._scanned_mtime = mtime
             self._scanned_at = time.monotonic()
+            self._scanned_wall_ns = time.time_ns()
 
     def _refresh(self) -> None:
         """Rescans if the directory changed since the last scan, at most once per
@@ -162,7 +165,10 @@ class AudioServer:
         except OSError:
             return
         with self._lock:
-            due = mtime != self._scanned_mtime and time.monotonic() - self._scanned_at >= self.rescan_interval
+            # A change within a coarse clock tick of the scan (file systems with 1-2 s times) may
+            # leave the time as it was: a directory changed that recently is scanned again.
+            changed = mtime != self._scanned_mtime or mtime >= self._scanned_wall_ns - MTIME_SLACK_NS
+            due = changed and time.monotonic() - self._scanned_at >= self.rescan_interval
         if due and self._scan_lock.acquire(blocking=False):
             try:
                 self._rescan()
