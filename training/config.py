@@ -45,7 +45,7 @@ JIT_CHOICES = ("auto", "all", "views", "off")
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The ViT encoder and its projector (DESIGN §4 Model). Unset numbers come from MODEL_SIZES."""
+    """The ViT encoder and its projector. Unset numbers come from MODEL_SIZES."""
 
     size: str = setting("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model")
     width: int | None = setting(None, "token width (default: from --model)")
@@ -77,7 +77,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Ranges of the augmentations of one kind of view (DESIGN §4 Views); 0 switches one off."""
+    """Ranges of the augmentations of one kind of view; 0 switches one off."""
 
     pitch_shift: float = setting(0.0, "pitch shift: largest shift along the mel axis, in bands (fractional)")
     time_stretch: float = setting(0.0, "time stretch: playback rate drawn log-uniformly in [1/(1+a), 1+a]")
@@ -98,7 +98,7 @@ class AugmentConfig:
             raise UsageError(f"noise_db must be (low, high), not {self.noise_db}")
 
 
-# Global views: only pitch shift, time stretch and volume, mildly (DESIGN §4).
+# Global views: only pitch shift, time stretch and volume, mildly (docs/design.md, "Views").
 GLOBAL_AUGMENT = AugmentConfig(pitch_shift=1.0, time_stretch=0.05, volume_db=3.0)
 LOCAL_AUGMENT = AugmentConfig(
     pitch_shift=3.0, time_stretch=0.15, volume_db=6.0, convolution_db=3.0, channel_drop=0.3, noise=0.3,
@@ -108,7 +108,7 @@ LOCAL_AUGMENT = AugmentConfig(
 
 @dataclasses.dataclass(frozen=True)
 class ViewConfig:
-    """How many views of which length (DESIGN §4 Views), and their augmentations."""
+    """How many views of which length, and their augmentations."""
 
     global_views: int = setting(2, "global views per clip")
     local_views: int = setting(6, "local views per clip")
@@ -143,13 +143,13 @@ class ViewConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """LeJEPA (DESIGN §4 LeJEPA loss)."""
+    """LeJEPA: (1 − λ)·invariance + λ·SIGReg (docs/design.md, "The loss")."""
 
     lambda_: float = setting(0.05, "weight of SIGReg: (1 - λ)·invariance + λ·SIGReg", flag="--lambda")
-    # Default "mean": with DESIGN §4's literal squared norm ("sum") and λ = 0.05, tiny collapses
+    # Default "mean": with the literal squared norm ("sum") and λ = 0.05, tiny collapses
     # (embedding std 0.001, SIGReg stuck at its collapsed value); λ was tuned on the mean form.
     invariance: str = setting("mean", "invariance distance over embedding dimensions: mean (LeJEPA's reference "
-                                       "code, the default) or sum (‖·‖² as DESIGN §4 writes it, = mean · D)")
+                                       "code, the default) or sum (the squared norm ‖·‖², = mean · D)")
     directions: int = setting(1024, "random 1-D projections per step for SIGReg")
     t_points: int = setting(17, "Epps-Pulley integration points")
     t_max: float = setting(3.0, "Epps-Pulley integration range [-t_max, t_max]")

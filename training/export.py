@@ -2,7 +2,7 @@
 
 - ``encoder.weights.h5``: Keras weights of :class:`training.model.Encoder` (no projector: the
   representation, not the loss's embedding, is what downstream tasks use);
-- ``encoder.json``: the model config, the spectrogram config (DESIGN §1) the encoder expects, the
+- ``encoder.json``: the model config, the spectrogram config the encoder expects, the
   per-band normalisation statistics, the view frame counts it was trained on, the step.
 
 The directory is written under a temporary name and renamed, so a reader (the probe, while a run
@@ -82,6 +82,31 @@ def load_encoder(directory: str):
                               channels=metadata["spectrogram"]["channels"])
     encoder.load_weights(os.path.join(directory, WEIGHTS))
     return encoder, metadata
+
+
+def load_checkpoint_encoder(run_dir: str, step: int):
+    """The encoder of ``run_dir`` as it was at checkpoint ``step`` (architecture from its export).
+
+    Lets a probe follow a run's progress (the export holds only the latest weights). Only the
+    encoder is restored from the checkpoint; its projector and optimiser state are not needed."""
+    import tensorflow as tf
+
+    from training.model import build_models
+
+    run_dir = run_dir.rstrip("/")
+    path = f"{run_dir}/checkpoints/ckpt-{step}"
+    if not tf.io.gfile.exists(f"{path}.index"):
+        kept = sorted(int(name[5:-6]) for name in tf.io.gfile.listdir(f"{run_dir}/checkpoints")
+                      if name.startswith("ckpt-") and name.endswith(".index")) \
+            if tf.io.gfile.isdir(f"{run_dir}/checkpoints") else []
+        raise FileNotFoundError(f"{run_dir} has no checkpoint of step {step}; it keeps steps {kept or 'none'} "
+                                f"(--keep-checkpoints sets how many a run keeps)")
+    _, metadata = load_encoder(f"{run_dir}/encoder")
+    model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["model"].items()})
+    encoder, _ = build_models(model_config, mels=metadata["spectrogram"]["n_mels"],
+                              channels=metadata["spectrogram"]["channels"])
+    tf.train.Checkpoint(encoder=encoder).restore(path).expect_partial().assert_existing_objects_matched()
+    return encoder
 
 
 def normalisation(metadata: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

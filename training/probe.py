@@ -1,4 +1,4 @@
-"""Linear probe of a frozen encoder (DESIGN §5): embeddings → standardised → a linear classifier.
+"""Linear probe of a frozen encoder: embeddings → standardised → a linear classifier.
 
 Two kinds of labelled data:
 
@@ -59,16 +59,20 @@ def logmel_statistics(logmel: np.ndarray) -> np.ndarray:
     return np.concatenate([values.mean(axis=2), values.std(axis=2)], axis=1)
 
 
-def featurizers(run: str, baselines: bool, seed: int) -> dict[str, Featurizer]:
-    """'lejepa' (the run's exported encoder), and with baselines 'random_init' and 'logmel_stats'."""
+def featurizers(run: str, baselines: bool, seed: int, checkpoint_steps: Iterable[int] = ()) -> dict[str, Featurizer]:
+    """'lejepa' (the run's exported encoder), 'lejepa@STEP' for each of ``checkpoint_steps`` (the
+    encoder at that checkpoint), and with baselines 'random_init' and 'logmel_stats'. All are
+    applied to the same batches, so a learning curve costs one decode of the data."""
     import keras
 
-    from training.export import load_encoder, normalisation
+    from training.export import load_checkpoint_encoder, load_encoder, normalisation
     from training.model import build_models
 
     encoder, metadata = load_encoder(f"{run.rstrip('/')}/encoder")
     mean, std = normalisation(metadata)
     result = {"lejepa": encoder_featurizer(encoder, mean, std)}
+    for step in checkpoint_steps:
+        result[f"lejepa@{step}"] = encoder_featurizer(load_checkpoint_encoder(run, step), mean, std)
     if baselines:
         keras.utils.set_random_seed(seed)
         random_encoder, _ = build_models(encoder.config, mels=encoder.mels, channels=encoder.channels)
@@ -282,12 +286,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--audio", help="labelled audio: a folder per class, or a CSV path,label[,fold]")
     parser.add_argument("--eval-shards", help="shard directory to measure on (its eval split; default --shards)")
     parser.add_argument("--baselines", action="store_true", help="also random weights and log-mel statistics")
+    parser.add_argument("--checkpoint-steps", type=int, nargs="+", default=[], metavar="STEP",
+                        help="also the encoder at these checkpoints of the run (a learning curve), as lejepa@STEP")
     parser.add_argument("--out", help="write the report as JSON here")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random-weights baseline and the folds")
 
 
 def run(args: argparse.Namespace) -> dict:
-    featurize = featurizers(args.run, args.baselines, args.seed)
+    featurize = featurizers(args.run, args.baselines, args.seed, args.checkpoint_steps)
     if args.shards:
         report = probe_shards(args.shards, args.eval_shards or args.shards, featurize, args.seed)
     else:

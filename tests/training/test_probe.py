@@ -29,7 +29,7 @@ def run_dir(tmp_path_factory, shard_dir):
 
 
 def probe(**kwargs):
-    defaults = dict(shards=None, eval_shards=None, audio=None, baselines=True, out=None, seed=0)
+    defaults = dict(shards=None, eval_shards=None, audio=None, baselines=True, out=None, seed=0, checkpoint_steps=[])
     return run(argparse.Namespace(**{**defaults, **kwargs}))
 
 
