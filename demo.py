@@ -5,7 +5,7 @@
 2. serves the pretraining clips from a local HTTP "mirror" under their YTIDs and runs the real
    pipeline on them through the URL template (yt-dlp, ffmpeg, Beam's local runner): a train and
    an eval split;
-3. trains the ``tiny`` model for a few minutes on the CPU;
+3. trains the CPU model (``tiny``) for a few minutes;
 4. probes it against random weights and log-mel statistics: AudioSet-style mAP on the eval
    shards, keyword accuracy on held-out speakers, instrument family across soundfonts;
 5. exports the SavedModel, draws the pictures, and prints where everything went.
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.budget import REPO, measured_steps_per_second, run, steps_for_budget
-from benchmarks.quality import SETTINGS
+from benchmarks.quality import CPU_MODEL, SETTINGS
 
 log = logging.getLogger("demo")
 
@@ -78,7 +78,7 @@ def main() -> int:
 
     # 3. Training ------------------------------------------------------------------------------
     training_run = out / "run"
-    train_args = ["--model", "tiny", *SETTINGS["tiny"]]  # as the quality benchmark trains it
+    train_args = ["--model", CPU_MODEL, *SETTINGS[CPU_MODEL]]  # as the quality benchmark trains it
     steps = steps_for_budget(args.train_minutes, measured_steps_per_second(str(shards), train_args))
     run(python, "-m", "training", "train", "--shards", str(shards), "--out", str(training_run), *train_args,
         "--steps", str(steps), "--checkpoint-every", str(max(1, steps // 4)))
@@ -114,12 +114,13 @@ def summary(out: Path, counts: tuple[int, int], steps: int, reports: dict, timin
         info = manifest["splits"][split]
         lines.append(f"shards/{split}: {info['examples']} examples from {info['segments']} segments, "
                      f"failures {info['failures'] or 'none'}")
-    lines += [f"training: tiny, {steps} steps ({' '.join(SETTINGS['tiny'])})", "",
+    lines += [f"training: {CPU_MODEL}, {steps} steps ({' '.join(SETTINGS[CPU_MODEL])})", "",
               "linear probe (same splits, same run):"]
     for name, report in reports.items():
         metric = report["metrics"][0]
         cells = "  ".join(f"{feature} {values[metric]:.3f}" for feature, values in report["results"].items())
-        lines.append(f"  {name:<22} {metric:<9} {cells}")
+        lead = report["results"]["lejepa"][metric] - report["results"]["random_init"][metric]
+        lines.append(f"  {name:<22} {metric:<9} {cells}  (pretraining {lead:+.3f} over random weights)")
     lines += ["", "where things went:",
               f"  corpora        {out / 'corpora'}",
               f"  shards         {out / 'shards'}  (manifest.json, failures-*.jsonl)",
