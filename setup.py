@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="LeJEPA audio foundation model: AudioSet shards with Apache Beam, training with TensorFlow",
     python_requires=">=3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "training", "training.*"]),
+    packages=find_packages(include=["audioshards", "audioshards.*", "pipeline", "pipeline.*", "training", "training.*"]),
     package_data={"pipeline": ["data/*.csv"]},
     install_requires=[
         TENSORFLOW,

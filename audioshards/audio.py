@@ -37,9 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.flags import setting
-from pipeline.spectrogram import SpectrogramConfig
+from audioshards.flags import setting
+from audioshards.spectrogram import SpectrogramConfig
 
+#: Extensions treated as audio when listing a directory (anything ffmpeg reads can be added).
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac .webm .mka .mkv .aif .aiff .au .wma .wv .caf".split()
+)
 
 logger = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 One implementation for both command lines (``python -m pipeline`` and ``python -m training train``),
 so a setting's name, default and help are written once, beside its field, and ``--help``, the
-parsed configuration and ``docs/configuration.md`` cannot disagree. It lives in ``pipeline``
-because ``training`` already depends on ``pipeline`` (the shard format), never the reverse; it uses
-nothing but the standard library.
+parsed configuration and ``docs/configuration.md`` cannot disagree. It lives in the shared
+``audioshards`` package because both command lines need it and neither half may import the other;
+it uses nothing but the standard library.
 
 A field is a flag when it was made with :func:`setting` (its metadata has a ``help``); a field
 whose type is a dataclass is a section, whose flags are named after their own fields (optionally

@@ -29,7 +29,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from pipeline.spectrogram import FORMAT_VERSION, SpectrogramConfig
+from audioshards import storage
+from audioshards.spectrogram import FORMAT_VERSION, SpectrogramConfig
+from audioshards.storage import write_json_atomic, write_text_atomic  # noqa: F401 (pipeline.job writes through shards)
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -170,17 +172,11 @@ def write_shard(path: str, records: Iterable[bytes]) -> int:
     """Write serialised records to ``path`` atomically; returns the record count."""
     import tensorflow as tf
 
-    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
     count = 0
-    try:
-        with tf.io.TFRecordWriter(temporary) as writer:
-            for record in records:
-                writer.write(record)
-                count += 1
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(temporary):
-            tf.io.gfile.remove(temporary)
+    with storage.atomic_target(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
+        for record in records:
+            writer.write(record)
+            count += 1
     return count
 
 
@@ -341,23 +337,6 @@ def update_manifest(directory: str, split: str, base: dict[str, Any], entry: dic
     log.warning("%s kept changing while %s was written; readers of the directory still see every split (from "
                 "manifest-<split>.json)", manifest_path(out), split)
     return merged
-
-
-def write_text_atomic(path: str, text: str, *, tag: str = "") -> None:
-    """Write a whole file under a temporary name, then rename it into place. ``tag`` (a split)
-    goes into the temporary name, so a job cleaning up after a killed run of its split can tell
-    its own debris from a temporary file the other split's running job is about to rename."""
-    import tensorflow as tf
-
-    temporary = f"{path}.tmp-{tag + '-' if tag else ''}{uuid.uuid4().hex}"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()  # GFile creates nothing for an empty write without it
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def write_json_atomic(path: str, value: Any, *, tag: str = "") -> None:
-    write_text_atomic(path, json.dumps(value, indent=1) + "\n", tag=tag)
 
 
 def is_own_debris(name: str, split: str) -> bool:

@@ -8,13 +8,13 @@ Speed: ``librosa.feature.melspectrogram`` multiplies the full 2049-bin power spe
 2049×256 filterbank, yet each mel triangle is non-zero on a few neighbouring bins only (~2 k of
 the 524 k weights), and none above 12 kHz or below 60 Hz. :class:`LogMel` windows the frames of
 a block in one pass, runs the FFT, and sums each triangle over its own bins
-(:mod:`pipeline.stft_kernels`), so the FFT is ~90 % of its time: ~1.1× the cost of the FFT alone
+(:mod:`audioshards.stft_kernels`), so the FFT is ~90 % of its time: ~1.1× the cost of the FFT alone
 and ~3.5× faster than librosa, whose own FFT is the same float64 FFT (benchmarks/features.py).
 
 Precision: the frames are windowed and transformed in float64, as librosa does (it multiplies
 float32 frames by a float64 window). A float32 FFT leaves rounding noise ~145 dB below a frame's
 strongest bin, which moves bands 120 dB below it (the leakage of a full-scale 16-bit tone) by more
-than 0.01 dB; float64 keeps every band within 0.01 dB of librosa (tests/pipeline/test_spectrogram.py).
+than 0.01 dB; float64 keeps every band within 0.01 dB of librosa (tests/audioshards/test_spectrogram.py).
 After the FFT nothing cancels (powers and their weighted sums are ≥ 0), so the mel sums are
 stored in float32 and the logarithm is taken in float32: both move a value by < 1e-5 dB.
 """
@@ -140,7 +140,7 @@ class LogMel:
     block_frames = 16
 
     def __init__(self, config: SpectrogramConfig = DEFAULT_CONFIG) -> None:
-        from pipeline import stft_kernels  # imported here: numba costs the trainer half a second
+        from audioshards import stft_kernels  # imported here: numba costs the trainer half a second
 
         self.config = config
         self._kernels = stft_kernels

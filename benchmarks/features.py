@@ -37,7 +37,7 @@ import tensorflow as tf  # noqa: E402
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
-from pipeline.spectrogram import DEFAULT_CONFIG, LogMel, analysis_window  # noqa: E402
+from audioshards.spectrogram import DEFAULT_CONFIG, LogMel, analysis_window  # noqa: E402
 from training.frontend import LogMelFrontEnd  # noqa: E402
 
 TARGET_OVER_FLOOR = 1.3

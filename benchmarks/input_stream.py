@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from pipeline import shards
-from pipeline.spectrogram import DEFAULT_CONFIG
+from audioshards import shards
+from audioshards.spectrogram import DEFAULT_CONFIG
 from training.data import open_shards, parse_batch, train_stream
 
 SHAPE = DEFAULT_CONFIG.shape

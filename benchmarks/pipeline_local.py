@@ -50,12 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import shards
-from pipeline.audio import ClipSettings, DecodeRequest, decode_many, make_clips
+from audioshards import shards
+from audioshards.audio import ClipSettings, DecodeRequest, decode_many, make_clips
 from pipeline.audio_server import AudioServer
 from pipeline.fetch import FetchConfig, fetch_segment
 from pipeline.job import DECODE_BATCH
-from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
+from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 
 CLIP_SECONDS = 10.0
 LABEL = "/m/09x0r"  # Speech: any mid of the vocabulary does

@@ -89,7 +89,7 @@ def step_speed(size: str, precision: str, jit: str, batch: int, min_seconds: flo
     import keras
     import tensorflow as tf
 
-    from pipeline.spectrogram import SpectrogramConfig
+    from audioshards.spectrogram import SpectrogramConfig
     from training import views
     from training.config import Config
     from training.train import build_state, build_step

@@ -13,10 +13,10 @@ import logging
 import os
 import sys
 
-from pipeline import flags
+from audioshards import flags
 from pipeline.config import JobConfig
 from pipeline.segments import SegmentError
-from pipeline.shards import ShardDirectoryMismatch
+from audioshards.shards import ShardDirectoryMismatch
 
 EPILOG = """\
 Any option not listed above is an Apache Beam pipeline option, for example
@@ -35,7 +35,7 @@ Examples:
 """
 
 
-#: The flags: every JobConfig setting that has a help text (pipeline.flags).
+#: The flags: every JobConfig setting that has a help text (audioshards.flags).
 FLAGS = flags.flags(JobConfig)
 GROUPS = {"": "inputs, outputs and running", "fetch": "fetching (yt-dlp)", "clips": "clips"}
 

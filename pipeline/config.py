@@ -1,16 +1,16 @@
 """Settings of one sharding job, as a frozen dataclass; ``python -m pipeline``'s flags are generated from it
-(:mod:`pipeline.flags`). The spectrogram has no flags: the model card fixes it (DESIGN §1)."""
+(:mod:`audioshards.flags`). The spectrogram has no flags: the model card fixes it (DESIGN §1)."""
 from __future__ import annotations
 
 import dataclasses
 import os
 from typing import Any
 
-from pipeline.audio import ClipSettings
+from audioshards.audio import ClipSettings
 from pipeline.fetch import FetchConfig, redact_url, redact_value
-from pipeline.flags import setting
+from audioshards.flags import setting
 from pipeline.segments import PACKAGED_LABELS
-from pipeline.spectrogram import SpectrogramConfig
+from audioshards.spectrogram import SpectrogramConfig
 
 
 @dataclasses.dataclass(frozen=True)

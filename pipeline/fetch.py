@@ -77,9 +77,10 @@ import time
 import urllib.parse
 from typing import Any
 
-from pipeline.audio import (AUDIO_DEMUXERS, DEFAULT_MAX_SECONDS, DecodeError, FfmpegTimeout, local_input,
+from audioshards.audio import (AUDIO_DEMUXERS, DEFAULT_MAX_SECONDS, DecodeError, FfmpegTimeout, local_input,
                             local_input_options, run_ffmpeg)
-from pipeline.flags import setting
+from audioshards import storage
+from audioshards.flags import setting
 from pipeline.segments import YTID_PATTERN
 
 logger = logging.getLogger(__name__)
@@ -271,9 +272,9 @@ def _proxy_secrets(proxy: str | None) -> list[str]:
 def _cookie_bytes(source: str) -> bytes:
     """The cookie file ``source`` (local or scheme://), read once per process: every download of
     the worker gets a private copy of these bytes (see _private_cookie_file)."""
-    if not _exists(source):
+    if not storage.exists(source):
         raise FileNotFoundError(f"cookies file {source!r} does not exist")
-    return _read_bytes(source)
+    return storage.read_bytes(source)
 
 
 @functools.lru_cache(maxsize=4)
@@ -307,10 +308,10 @@ def check_cookies(config: FetchConfig, local_workers: bool) -> None:
     inside their containers, which the launcher cannot see: that only gets a warning."""
     if not config.cookies:
         return
-    if not (local_workers or _is_remote(config.cookies)):
+    if not (local_workers or storage.is_remote(config.cookies)):
         logger.warning("--cookies %s is a local path: each worker reads it inside its own container, so it "
                        "must exist there (a gs:// path is copied by every worker instead)", config.cookies)
-    elif not _exists(config.cookies):
+    elif not storage.exists(config.cookies):
         raise ValueError(f"--cookies {config.cookies}: no such file")
 
 
@@ -361,44 +362,7 @@ def _clean_message(text: str, config: FetchConfig) -> str:
     return redact(text, config)[:2000]
 
 
-# ---- cache storage (local, or scheme:// through tf.io.gfile) ------------------------------------
-
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _gfile():
-    import tensorflow as tf  # only for gs:// and other remote caches
-
-    return tf.io.gfile
-
-
-def _join(directory: str, name: str) -> str:
-    if _is_remote(directory):
-        return f"{directory.rstrip('/')}/{name}"
-    return os.path.join(directory, name)
-
-
-def _list_stem(cache_dir: str, stem: str) -> list[str]:
-    pattern = _join(cache_dir, glob.escape(stem) + ".*")
-    names = _gfile().glob(pattern) if _is_remote(cache_dir) else glob.glob(pattern)
-    return sorted(names)
-
-
-def _exists(path: str) -> bool:
-    return _gfile().exists(path) if _is_remote(path) else os.path.exists(path)
-
-
-def _remove(path: str) -> None:
-    """Removes a file if it exists."""
-    if not _is_remote(path):
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-    elif _gfile().exists(path):
-        _gfile().remove(path)
-
+# ---- cache storage (local, or scheme:// through tf.io.gfile: audioshards.storage) -------------
 
 def _remove_stale_temporaries(cache_dir: str, stem: str) -> None:
     """Deletes old temporary directories of this segment left by killed workers (recent ones may
@@ -411,29 +375,15 @@ def _remove_stale_temporaries(cache_dir: str, stem: str) -> None:
             pass
 
 
-def _read_bytes(path: str) -> bytes:
-    if _is_remote(path):
-        with _gfile().GFile(path, "rb") as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def _publish(local_path: str, final_path: str) -> None:
-    """Moves a complete local file to its cache name atomically (a temporary name, then rename)."""
-    if not _is_remote(final_path):
-        os.replace(local_path, final_path)
-        return
-    temporary = f"{final_path}.tmp-{os.getpid()}-{random.getrandbits(32):08x}"
-    _gfile().copy(local_path, temporary, overwrite=True)
-    _gfile().rename(temporary, final_path, overwrite=True)
+def _list_stem(cache_dir: str, stem: str) -> list[str]:
+    return storage.glob(storage.join(cache_dir, glob.escape(stem) + ".*"))
 
 
 def _write_text_atomic(cache_dir: str, name: str, text: str, work_dir: str) -> None:
     local = os.path.join(work_dir, name)
     with open(local, "w", encoding="utf-8") as handle:
         handle.write(text)
-    _publish(local, _join(cache_dir, name))
+    storage.publish(local, storage.join(cache_dir, name))
 
 
 # ---- entry points ------------------------------------------------------------------------------
@@ -464,11 +414,11 @@ def cached_segment(ytid: str, start_s: float, end_s: float, cache_dir: str) -> s
 def read_failure(ytid: str, start_s: float, end_s: float, cache_dir: str) -> Failure | None:
     """The failure recorded for a segment, or None (an unreadable record counts as none)."""
     validate_segment(ytid, start_s, end_s)
-    path = _join(cache_dir, segment_stem(ytid, start_s, end_s) + FAILURE_SUFFIX)
-    if not _exists(path):
+    path = storage.join(cache_dir, segment_stem(ytid, start_s, end_s) + FAILURE_SUFFIX)
+    if not storage.exists(path):
         return None
     try:
-        record = json.loads(_read_bytes(path))
+        record = json.loads(storage.read_bytes(path))
         return Failure(reason=str(record["reason"]), permanent=bool(record["permanent"]),
                        message=str(record["message"]), attempts=int(record["attempts"]),
                        time=str(record["time"]))
@@ -491,7 +441,7 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
         raise ValueError("FetchConfig.url_template is empty: there is nowhere to fetch from")
     if config.cookies:
         _cookie_bytes(config.cookies)  # read once per process; raises when missing
-    if not _is_remote(cache_dir):
+    if not storage.is_remote(cache_dir):
         cache_dir = os.path.abspath(cache_dir)  # paths handed on must not depend on the cwd
     stem = segment_stem(ytid, start_s, end_s)
     if end_s - start_s > config.max_seconds:
@@ -510,7 +460,7 @@ def fetch_segment(ytid: str, start_s: float, end_s: float, cache_dir: str,
         logger.debug("cached permanent failure for %s: %s", stem, previous.reason)
         return FetchResult(path=None, failure=previous, cached=True)
 
-    work_parent = None if _is_remote(cache_dir) else cache_dir
+    work_parent = None if storage.is_remote(cache_dir) else cache_dir
     try:
         if work_parent is not None:
             os.makedirs(cache_dir, exist_ok=True)
@@ -650,10 +600,10 @@ def _fetch_with_retries(ytid: str, start_s: float, end_s: float, cache_dir: str,
                         stem, error.reason, attempt, config.retries, delay)
             time.sleep(delay)
             continue
-        final = _join(cache_dir, stem + os.path.splitext(local)[1])
+        final = storage.join(cache_dir, stem + os.path.splitext(local)[1])
         size = os.path.getsize(local)
-        _publish(local, final)
-        _remove(_join(cache_dir, stem + FAILURE_SUFFIX))  # a success ends a failure's story
+        storage.publish(local, final)
+        storage.remove(storage.join(cache_dir, stem + FAILURE_SUFFIX))  # a success ends a failure's story
         logger.debug("fetched %s (%d bytes, %.1f s, attempt %d)", final, size,
                     time.monotonic() - started, attempt)
         return FetchResult(path=final, failure=None, cached=False)

@@ -33,14 +33,14 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from pipeline import shards
-from pipeline.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
+from audioshards import shards
+from audioshards.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
 from pipeline.config import JobConfig
 from pipeline.fetch import Failure, FetchResult, fetch_segment
 from pipeline import segments as segments_module
 from pipeline.segments import (LabelVocabulary, Segment, SegmentError, directory_segment, list_audio_files,
                                load_vocabulary, match_local_files)
-from pipeline.spectrogram import log_mel
+from audioshards.spectrogram import log_mel
 
 log = logging.getLogger(__name__)
 NAMESPACE = "mygo"

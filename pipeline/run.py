@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import shards
+from audioshards import shards, storage
 from pipeline.config import JobConfig, redact_argv
 from pipeline.fetch import check_cookies
 from pipeline.segments import file_sha256, load_vocabulary
@@ -36,8 +36,8 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
     clips = config.clips.to_dict()
     manifest = shards.read_manifest(out)
     if manifest is None:
-        shards.write_json_atomic(shards.manifest_path(out), shards.new_manifest(config.spectrogram, labels, clips),
-                                 tag=config.split)
+        storage.write_json_atomic(shards.manifest_path(out), shards.new_manifest(config.spectrogram, labels, clips),
+                                  tag=config.split)
     else:
         shards.check_compatible(manifest, config.spectrogram, directory=out, labels=labels, clips=clips)
     for name in sorted(tf.io.gfile.listdir(out)):

@@ -23,14 +23,13 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from audioshards import storage
+from audioshards.audio import AUDIO_EXTENSIONS
+
 log = logging.getLogger(__name__)
 
 YTID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$")
-#: Extensions treated as audio when listing a directory (anything ffmpeg reads can be added).
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac .webm .mka .mkv .aif .aiff .au .wma .wv .caf".split()
-)
 PACKAGED_LABELS = str(Path(__file__).with_name("data") / "class_labels_indices.csv")
 
 
@@ -55,7 +54,7 @@ class Segment:
 
     @property
     def key(self) -> str:
-        from pipeline.shards import segment_key
+        from audioshards.shards import segment_key
 
         return segment_key(self.ytid, self.start_s)
 
@@ -248,7 +247,7 @@ def _physical_lines(handle: Any, offset: int, line: int) -> Iterator[tuple[int, 
 def _open_binary(path: str) -> Any:
     """A seekable binary file: the built-in one for local paths, tf.io.gfile's for gs:// and
     other remote file systems."""
-    if "://" not in path:
+    if not storage.is_remote(path):
         try:
             return open(path, "rb")
         except FileNotFoundError:
@@ -327,16 +326,10 @@ def file_sha256(path: str) -> str:
 
 def list_audio_files(directory: str) -> list[str]:
     """Audio files under ``directory`` (recursively), as sorted POSIX paths relative to it."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise SegmentError(f"--audio-dir {directory}: not a directory")
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders.sort()
-        for name in files:
-            if Path(name).suffix.lower() in AUDIO_EXTENSIONS:
-                found.append((Path(folder) / name).relative_to(root).as_posix())
-    return sorted(found)
+    try:
+        return storage.list_files(directory, AUDIO_EXTENSIONS)
+    except NotADirectoryError:
+        raise SegmentError(f"--audio-dir {directory}: not a directory") from None
 
 
 def directory_segments(directory: str) -> list[Segment]:

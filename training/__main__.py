@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from audioshards import storage
 from training import config as config_module
 
 EXAMPLES = """\
@@ -45,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
 
 def setup_logging(run_dir: str | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
-    if run_dir and "://" not in run_dir:  # a copy of the console in a local RUN_DIR
+    if run_dir and not storage.is_remote(run_dir):  # a copy of the console in a local RUN_DIR
         os.makedirs(run_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log")))
     # Our own messages at INFO; TensorFlow's Python-side chatter only from WARNING up.
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from pipeline.shards import ManifestError, ShardDirectoryMismatch
+    from audioshards.shards import ManifestError, ShardDirectoryMismatch
 
     settings = config_module.given_settings(args)
     try:
@@ -127,10 +128,9 @@ def train_command(args: argparse.Namespace) -> int:
         config = config.replace(**{"run.precision": train_module.resolve_precision(config.run.precision)})
         import tensorflow as tf
 
-        from pipeline.shards import write_json_atomic
 
         tf.io.gfile.makedirs(run_dir)
-        write_json_atomic(f"{run_dir.rstrip('/')}/config.json", config.to_dict())
+        storage.write_json_atomic(f"{run_dir.rstrip('/')}/config.json", config.to_dict())
         log.info("%s run in %s with config:\n%s", "resuming" if resumed else "new", run_dir, config.to_json())
         return train_module.train(config)
     except (ShardDirectoryMismatch, ManifestError, ShardProblem, config_module.UsageError) as error:

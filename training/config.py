@@ -16,8 +16,8 @@ import json
 import typing
 from typing import Any
 
-from pipeline import flags
-from pipeline.flags import setting
+from audioshards import flags
+from audioshards.flags import setting
 
 # width, depth, heads, MLP width, projector hidden width, embedding (projector output) width
 MODEL_SIZES: dict[str, dict[str, int]] = {

@@ -28,8 +28,8 @@ from typing import Any
 import crcmod.predefined
 import tensorflow as tf
 
-from pipeline import shards as shard_format
-from pipeline.spectrogram import SpectrogramConfig
+from audioshards import shards as shard_format
+from audioshards.spectrogram import SpectrogramConfig
 from training import rng
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from audioshards import storage
 from training.config import Config, ModelConfig
 
 WEIGHTS = "encoder.weights.h5"
@@ -28,7 +29,7 @@ def export_encoder(encoder, config: Config, spectrogram: dict[str, Any], band_me
                    directory: str) -> str:
     """Write the encoder to `directory` (replacing an older export atomically enough: rename)."""
     directory = directory.rstrip("/")
-    if "://" in directory:  # object store: stage locally, then copy file by file (no directory rename there)
+    if storage.is_remote(directory):  # object store: stage locally, then copy file by file (no directory rename there)
         import tensorflow as tf
 
         with tempfile.TemporaryDirectory() as local:
@@ -51,8 +52,7 @@ def export_encoder(encoder, config: Config, spectrogram: dict[str, Any], band_me
             "views": {"global_frames": config.views.global_frames, "local_frames": config.views.local_frames},
             "representation_width": encoder.output_width,
         }
-        with open(os.path.join(staging, METADATA), "w") as handle:
-            json.dump(metadata, handle, indent=1)
+        storage.write_text_atomic(os.path.join(staging, METADATA), json.dumps(metadata, indent=1))
         old = f"{directory}.old"
         if os.path.exists(directory):
             shutil.rmtree(old, ignore_errors=True)
@@ -68,7 +68,7 @@ def load_encoder(directory: str):
     """(encoder with weights, metadata dict) from an export directory."""
     from training.model import build_models
 
-    if "://" in directory:  # object store: Keras reads weights from local files only
+    if storage.is_remote(directory):  # object store: Keras reads weights from local files only
         import tensorflow as tf
 
         local = tempfile.mkdtemp(prefix="encoder-")

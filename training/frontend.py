@@ -1,13 +1,13 @@
 """The log-mel front end in TensorFlow, for embedding raw audio (DESIGN §1, §5).
 
-It computes what :func:`pipeline.spectrogram.log_mel` computes, from the same
-:class:`~pipeline.spectrogram.SpectrogramConfig` and the same librosa filterbank (baked in as a
+It computes what :func:`audioshards.spectrogram.log_mel` computes, from the same
+:class:`~audioshards.spectrogram.SpectrogramConfig` and the same librosa filterbank (baked in as a
 constants, so an exported SavedModel needs neither librosa nor this project), and agrees with it
 to within 0.01 dB (tests/training/test_frontend.py). Like the NumPy front end it windows and
 transforms in float64: a float32 FFT misses by up to 0.08 dB in bands ~120 dB below a loud tone.
 
 :func:`clip_windows` cuts a waveform of any length into 10 s windows by the pipeline's rules
-(:mod:`pipeline.audio`): consecutive windows, a trailing remainder of at least
+(:mod:`audioshards.audio`): consecutive windows, a trailing remainder of at least
 ``min_remainder_s`` looped to a full window, a source shorter than one window looped.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from pipeline.audio import ClipSettings
-from pipeline.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, analysis_window, mel_filterbank, mel_triangles
+from audioshards.audio import ClipSettings
+from audioshards.spectrogram import DEFAULT_CONFIG, SpectrogramConfig, analysis_window, mel_filterbank, mel_triangles
 
 
 class LogMelFrontEnd(tf.Module):

@@ -99,7 +99,7 @@ def embed(batches: Iterable[np.ndarray], featurize: dict[str, Featurizer], what:
 
 def shard_batches(directory: str, split: str, labels_out: list[tuple[int, ...]]) -> Iterator[np.ndarray]:
     """Log-mel batches of one split, in manifest order; appends each example's labels."""
-    from pipeline import shards
+    from audioshards import shards
 
     manifest = shards.read_manifest(directory)
     if manifest is None:
@@ -149,7 +149,7 @@ def multilabel_scores(train_x, train_y, test_x, test_y, seed: int) -> dict[str, 
 
 
 def probe_shards(shards_dir: str, eval_dir: str, featurize: dict[str, Featurizer], seed: int) -> dict:
-    from pipeline import shards
+    from audioshards import shards
 
     train_labels: list[tuple[int, ...]] = []
     train = embed(shard_batches(shards_dir, "train", train_labels), featurize, "train")
@@ -181,12 +181,13 @@ class LabelledFile:
 
 def read_labelled_audio(source: str) -> list[LabelledFile]:
     """A folder per class, or a CSV ``path,label[,fold]`` with a header row (paths relative to it)."""
-    from pipeline.segments import list_audio_files
+    from audioshards import storage
+    from audioshards.audio import AUDIO_EXTENSIONS
 
     location = Path(source)
     if location.is_dir():
         files = [LabelledFile(str(location / relative), relative.split("/")[0], None)
-                 for relative in list_audio_files(source) if "/" in relative]
+                 for relative in storage.list_files(source, AUDIO_EXTENSIONS) if "/" in relative]
     elif location.is_file():
         import pandas as pd
 
@@ -209,8 +210,8 @@ def file_windows(files: list[LabelledFile], owners: list[int], skipped: list[dic
     appends the index of the file each window came from to ``owners``. A file that does not
     decode or makes no clip (silent, too short) is logged and appended to ``skipped`` with the
     reason, so one bad file in a folder of thousands does not throw the embedding work away."""
-    from pipeline.audio import ClipSettings, DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
-    from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
+    from audioshards.audio import ClipSettings, DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
+    from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 
     batch: list[np.ndarray] = []
     for first in range(0, len(files), 16):

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from pipeline.audio import ClipSettings
-from pipeline.spectrogram import SpectrogramConfig
+from audioshards.audio import ClipSettings
+from audioshards.spectrogram import SpectrogramConfig
 from training.frontend import LogMelFrontEnd, as_stereo, clip_windows
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from audioshards import storage
+
 log = logging.getLogger("training")
 
 EXIT_NAN = 3
@@ -216,7 +218,7 @@ def train(config) -> int:
     import numpy as np
     import tensorflow as tf
 
-    from pipeline.spectrogram import SpectrogramConfig
+    from audioshards.spectrogram import SpectrogramConfig
     from training import data, export, views
     from training.config import UsageError
     from training.model import count_parameters
@@ -307,7 +309,7 @@ def train(config) -> int:
     # One JSON line per logged step, for scripts and tests; object stores cannot append, so only
     # for a local RUN_DIR (TensorBoard has the same numbers everywhere).
     metrics_file = None
-    if chief and "://" not in run_dir:
+    if chief and not storage.is_remote(run_dir):
         _drop_metrics_after(f"{run_dir}/metrics.jsonl", start_step)
         metrics_file = open(f"{run_dir}/metrics.jsonl", "a")
 
@@ -401,9 +403,7 @@ def _drop_metrics_after(path: str, step: int) -> None:
         except (ValueError, KeyError):  # a line cut short by a kill
             pass
     if len(kept) < len(lines):
-        with open(f"{path}.tmp", "w") as handle:
-            handle.writelines(kept)
-        os.replace(f"{path}.tmp", path)
+        storage.write_text_atomic(path, "".join(kept))
         log.info("metrics.jsonl: dropped %d line(s) after step %d (steps lost since that checkpoint)",
                  len(lines) - len(kept), step)
 

@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from pipeline.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, SourceTooLong,
+from audioshards.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, SourceTooLong,
                             UnusableAudio, decode, decode_many, make_clips)
-from pipeline.spectrogram import DEFAULT_CONFIG
+from audioshards.spectrogram import DEFAULT_CONFIG
 
 RATE = DEFAULT_CONFIG.sample_rate
 CLIP = DEFAULT_CONFIG.clip_samples

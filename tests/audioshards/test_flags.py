@@ -1,4 +1,4 @@
-"""pipeline.flags: dataclass settings → argparse flags → the same dataclasses, and the reference."""
+"""audioshards.flags: dataclass settings → argparse flags → the same dataclasses, and the reference."""
 from __future__ import annotations
 
 import argparse
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from pipeline import flags
-from pipeline.flags import setting
+from audioshards import flags
+from audioshards.flags import setting
 
 
 @dataclasses.dataclass(frozen=True)

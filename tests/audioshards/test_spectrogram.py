@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from pipeline.spectrogram import (
+from audioshards.spectrogram import (
     DEFAULT_CONFIG, SpectrogramConfig, analysis_window, log_mel, mel_filterbank, mel_triangles, nonzero_band,
 )
 

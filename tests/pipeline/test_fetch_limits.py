@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.audio import ClipSettings
+from audioshards.audio import ClipSettings
 from pipeline.config import JobConfig
 from pipeline.fetch import (FAILURE_SUFFIX, CacheUnwritable, FetchConfig, fetch_segment, read_failure,
                             segment_stem)

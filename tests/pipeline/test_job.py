@@ -16,9 +16,9 @@ import librosa
 import numpy as np
 import pytest
 
-from pipeline import shards
+from audioshards import shards
 from pipeline.segments import load_vocabulary
-from pipeline.spectrogram import DEFAULT_CONFIG
+from audioshards.spectrogram import DEFAULT_CONFIG
 
 SHAPE = DEFAULT_CONFIG.shape
 NUM_SHARDS = 3

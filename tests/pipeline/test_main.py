@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from pipeline import __main__ as cli
-from pipeline.audio import ClipSettings
+from audioshards.audio import ClipSettings
 from pipeline.config import JobConfig
 from pipeline.fetch import FetchConfig
 from pipeline.run import SETUP_FILE, beam_options

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline import __main__ as cli
-from pipeline import job, run, shards
+from audioshards import shards
+from pipeline import job, run
 from pipeline.config import JobConfig
 
 ROW = 'abcdefghijk, 0.000, 10.000, "/m/09x0r"\n'

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from pipeline.spectrogram import SpectrogramConfig
+from audioshards.spectrogram import SpectrogramConfig
 
 SPECTROGRAM = SpectrogramConfig()
 KINDS = ("tone", "noise", "chirp")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import shards as shard_format
-from pipeline.shards import ShardDirectoryMismatch
+from audioshards import shards as shard_format
+from audioshards.shards import ShardDirectoryMismatch
 from training import data
 from tests.training.conftest import run_training
 

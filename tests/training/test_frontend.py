@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.audio import ClipSettings, make_clips
-from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
+from audioshards.audio import ClipSettings, make_clips
+from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 from training.frontend import LogMelFrontEnd, as_stereo, clip_windows
 
 RATE = DEFAULT_CONFIG.sample_rate

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import scipy.io.wavfile
 
-from pipeline.spectrogram import log_mel
+from audioshards.spectrogram import log_mel
 from tests.training.conftest import generate_audio, run_training
 from training.probe import accuracy_by_folds, featurizers
 

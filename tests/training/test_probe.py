@@ -16,7 +16,7 @@ from training.probe import logmel_statistics, read_labelled_audio, run
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, shard_dir):
     """A run directory holding an exported (untrained) tiny encoder and the data's statistics."""
-    from pipeline import shards
+    from audioshards import shards
 
     run = tmp_path_factory.mktemp("probe_run")
     keras.utils.set_random_seed(3)

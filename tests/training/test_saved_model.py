@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.audio import ClipSettings, make_clips
-from pipeline.spectrogram import DEFAULT_CONFIG, log_mel
+from audioshards.audio import ClipSettings, make_clips
+from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 from training.export import load_encoder, normalisation
 from training.saved_model import export_saved_model
 from tests.training.test_probe import run_dir  # noqa: F401  (the fixture: an exported tiny encoder)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import shards as shard_format
+from audioshards import shards as shard_format
 from training import optimizer
 from training.config import Config, OptimConfig
 from tests.training.conftest import REPO, run_training
