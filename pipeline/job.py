@@ -337,8 +337,8 @@ def shard_examples(
                 if isinstance(audio, DecodeError):
                     raise audio
                 clips = make_clips(audio, config.spectrogram, config.clips)
-            except DecodeError as error:
-                failures.append(_decode_failure(segment, "decode_error", str(error)))
+            except DecodeError as error:  # its own reason: too_long (permanent), timeout (transient), ...
+                failures.append(_decode_failure(segment, error.reason, str(error), error.permanent))
                 continue
             except UnusableAudio as error:
                 failures.append(_decode_failure(segment, error.reason, str(error)))
@@ -367,8 +367,9 @@ def clips_duration(clips: list[np.ndarray], config: JobConfig) -> float:
     return len(clips) * config.spectrogram.clip_seconds
 
 
-def _decode_failure(segment: Segment, reason: str, message: str) -> dict[str, Any]:
-    return failure_record(segment, Failure(reason, True, message, 1, shards.utc_now()))
+def _decode_failure(segment: Segment, reason: str, message: str, permanent: bool = True) -> dict[str, Any]:
+    """A failure met while decoding; a transient one (a timeout) is tried again by the next run."""
+    return failure_record(segment, Failure(reason, permanent, message, 1, shards.utc_now()))
 
 
 class WriteShard(beam.DoFn):

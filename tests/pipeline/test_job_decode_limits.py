@@ -1,0 +1,51 @@
+"""The job's decode limits end to end (python -m pipeline, real Beam, ffmpeg): a decode error is
+recorded with its own reason and permanence."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+#: Longer than the decoder's default cap (600 s); 8 kHz mono keeps the file small and quick to make.
+LONG_S = 605.0
+
+
+def tone(path: Path, seconds: float, sample_rate: int = 48_000) -> Path:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate={sample_rate}:duration={seconds}", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An --audio-dir holding one source of 605 s."""
+    directory = tmp_path_factory.mktemp("long")
+    tone(directory / "long.flac", LONG_S, sample_rate=8_000)
+    return directory
+
+
+def run_job(audio_dir: Path, out: Path, *extra: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Runs the job over ``audio_dir``; returns the failures by file and the split's manifest entry."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--audio-dir", str(audio_dir), "--split", "train", "--out", str(out),
+         "--cache", str(out.parent / "cache"), "--workers", "1", "--num-shards", "1", *extra],
+        capture_output=True, text=True, timeout=600,
+        env={"PYTHONPATH": str(REPOSITORY), "PATH": "/usr/bin:/bin", "HOME": str(out.parent)})
+    assert result.returncode == 0, result.stderr[-4000:]
+    lines = (out / "failures-train.jsonl").read_text().splitlines()
+    failures = {json.loads(line)["ytid"]: json.loads(line) for line in lines}
+    return failures, json.loads((out / "manifest.json").read_text())["splits"]["train"]
+
+
+def test_a_source_over_the_cap_is_a_permanent_too_long_failure(long_source_dir, tmp_path):
+    """The decoder refuses it (SourceTooLong): recorded as too_long, not as an unreadable file."""
+    failures, split = run_job(long_source_dir, tmp_path / "shards")
+    assert set(failures) == {"long.flac"}
+    assert (failures["long.flac"]["reason"], failures["long.flac"]["permanent"]) == ("too_long", True)
+    assert "longer than 600 s" in failures["long.flac"]["message"]
+    assert split["examples"] == 0 and split["failures"] == {"too_long": 1}
