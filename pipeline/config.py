@@ -6,7 +6,7 @@ import dataclasses
 import os
 from typing import Any
 
-from audioshards.audio import ClipSettings
+from audioshards.audio import DECODE_TIMEOUT_S, ClipSettings
 from pipeline.fetch import FetchConfig, redact_url, redact_value
 from audioshards.flags import setting
 from pipeline.segments import PACKAGED_LABELS
@@ -36,6 +36,9 @@ class JobConfig:
     skip_bad_rows: bool = setting(False, "log and skip CSV rows that cannot be parsed instead of stopping")
     allow_any_id: bool = setting(False, "accept IDs that are not AudioSet's 11-character YTIDs (still single safe "
                                         "path parts)")
+    decode_timeout: float = setting(DECODE_TIMEOUT_S, "wall-clock limit of each ffmpeg that decodes (a batch of up "
+                                                      "to 16 files, then each file alone): past it, it is killed and "
+                                                      "the file is a transient timeout failure", metavar="S")
     fetch: FetchConfig = FetchConfig()
     clips: ClipSettings = ClipSettings()
     spectrogram: SpectrogramConfig = SpectrogramConfig()
@@ -49,6 +52,8 @@ class JobConfig:
             raise ValueError("--num-shards must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if not 0 < self.decode_timeout < float("inf"):
+            raise ValueError(f"--decode-timeout must be a positive number of seconds, not {self.decode_timeout}")
         if self.fetch.max_seconds != self.clips.max_seconds:
             # One flag (--max-seconds, in ClipSettings: it shapes what becomes clips and is recorded
             # with them); fetch_segment sees only FetchConfig, so it gets a copy, to refuse an

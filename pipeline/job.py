@@ -302,13 +302,20 @@ def segment_audio(items: list[FetchedSegment], config: JobConfig) -> list[np.nda
     with tempfile.TemporaryDirectory(prefix="mygo-remote-") as scratch:
         items = [local_copy(item, scratch) for item in items]
         requests = [decode_request(item) for item in items]
-        audio = decode_many(requests, config.spectrogram)
+        audio = decode_many(requests, config.spectrogram, **decode_limits(config))
         for index, (item, request) in enumerate(zip(items, requests)):
             if request.start_s and isinstance(audio[index], np.ndarray):
                 expected = request.duration_s * config.spectrogram.sample_rate
                 if audio[index].shape[0] < expected - 0.5 * config.spectrogram.sample_rate:
-                    (audio[index],) = decode_many([decode_request(item, whole=True)], config.spectrogram)
+                    (audio[index],) = decode_many([decode_request(item, whole=True)], config.spectrogram,
+                                                  **decode_limits(config))
     return audio
+
+
+def decode_limits(config: JobConfig) -> dict[str, float]:
+    """The job's caps on every decode: ``--max-seconds`` (the decoder's default is only 600 s,
+    so a raised cap must reach it) and ``--decode-timeout``."""
+    return {"max_seconds": config.clips.max_seconds, "timeout_s": config.decode_timeout}
 
 
 def local_copy(item: FetchedSegment, scratch: str) -> FetchedSegment:

@@ -1,8 +1,9 @@
-"""The job's decode limits end to end (python -m pipeline, real Beam, ffmpeg): a decode error is
-recorded with its own reason and permanence."""
+"""The job's decode limits end to end (python -m pipeline, real Beam, ffmpeg): --max-seconds reaches
+the decoder both ways, and a decode error is recorded with its own reason and permanence."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,14 @@ def run_job(audio_dir: Path, out: Path, *extra: str) -> tuple[dict[str, dict[str
     return failures, json.loads((out / "manifest.json").read_text())["splits"]["train"]
 
 
+def test_a_raised_max_seconds_decodes_a_source_longer_than_the_default_cap(long_source_dir, tmp_path):
+    """The decoder's own default is 600 s: the job must hand it --max-seconds, or a raised cap is
+    refused at decode time as too long."""
+    failures, split = run_job(long_source_dir, tmp_path / "shards", "--max-seconds", "620")
+    assert failures == {}
+    assert split["examples"] == 61  # 60 clips of 10 s, and the 5 s remainder looped to one
+
+
 def test_a_source_over_the_cap_is_a_permanent_too_long_failure(long_source_dir, tmp_path):
     """The decoder refuses it (SourceTooLong): recorded as too_long, not as an unreadable file."""
     failures, split = run_job(long_source_dir, tmp_path / "shards")
@@ -49,3 +58,17 @@ def test_a_source_over_the_cap_is_a_permanent_too_long_failure(long_source_dir, 
     assert (failures["long.flac"]["reason"], failures["long.flac"]["permanent"]) == ("too_long", True)
     assert "longer than 600 s" in failures["long.flac"]["message"]
     assert split["examples"] == 0 and split["failures"] == {"too_long": 1}
+
+
+def test_a_decode_that_hangs_is_a_transient_timeout_failure(tmp_path):
+    """A FIFO named .wav blocks ffmpeg in open(): --decode-timeout stops it, and the file is a
+    transient timeout (the next run tries again), while the other file of its batch is decoded."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    tone(audio / "good.wav", 10.0)
+    os.mkfifo(audio / "x.wav")
+    failures, split = run_job(audio, tmp_path / "shards", "--decode-timeout", "2")
+    assert set(failures) == {"x.wav"}
+    assert (failures["x.wav"]["reason"], failures["x.wav"]["permanent"]) == ("timeout", False)
+    assert "ran longer than 2 s" in failures["x.wav"]["message"]
+    assert split["examples"] == 1 and split["failures"] == {"timeout": 1}
