@@ -367,7 +367,7 @@ def train(config) -> int:
             # still finishing its last collective when the chief exits would die of lost heartbeats.
             strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("SUM", tf.ones([])))
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
-        if _cluster_size() <= 1 or not _is_peer_failure(error):
+        if _cluster_size() <= 1 or read_peer_failure(error.message) is None:
             raise
         log.error("%s", worker_lost_message(error, current, f"{run_dir}/checkpoints"))
         exit_code = EXIT_WORKER_LOST
@@ -408,29 +408,46 @@ def _drop_metrics_after(path: str, step: int) -> None:
                  len(lines) - len(kept), step)
 
 
-def _is_peer_failure(error) -> bool:
-    """A collective aborted because another task of the cluster is gone (not, say, a file read)."""
-    text = error.message
-    return any(sign in text for sign in ("Collective ops is aborted", "unhealthy", "coordination service",
-                                         "CoordinationService", "/job:"))
+class PeerFailure(NamedTuple):
+    tasks: tuple[tuple[str, str], ...]  # (job, task index) of the tasks named as gone
+    cause: str  # TensorFlow's line saying why the collective was aborted
 
 
-def worker_lost_message(error, step: int, checkpoint_dir: str) -> str:
-    """What happened and what to do, when a peer of a MultiWorkerMirroredStrategy job is lost."""
+#: Words of TensorFlow's error text that tell a lost peer (not, say, a failed file read).
+PEER_FAILURE_SIGNS = ("Collective ops is aborted", "unhealthy", "coordination service", "CoordinationService",
+                      "/job:")
+
+
+def read_peer_failure(text: str) -> PeerFailure | None:
+    """The lost peer in a TensorFlow error's text, or None when the error is not a peer's loss.
+
+    All the trainer knows of TensorFlow's wording is here (tests/training/test_peer_failure.py
+    has one case per message): a sign from PEER_FAILURE_SIGNS; the coordination service's list of
+    tasks after "unhealthy" (else any ``/job:J/replica:R/task:T``, outside ``{{function_node ...}}``,
+    which names a local device); the cause on the line with "aborted by" (else the last line).
+    """
     import re
 
-    import tensorflow as tf
-
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message)  # {{function_node ... (a local device) ...}}
+    if not any(sign in text for sign in PEER_FAILURE_SIGNS):
+        return None
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)  # {{function_node ... (a local device) ...}}
     unhealthy = text.split("unhealthy", 1)[1] if "unhealthy" in text else ""
-    tasks = sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", unhealthy or text)))
-    who = " and ".join(f"{job} {task} (/job:{job}/task:{task})" for job, task in tasks)
+    tasks = tuple(sorted(set(re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", unhealthy or text))))
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # TensorFlow's message starts with "Graph execution error:" and a traceback; the cause is the
     # line saying why the collective was aborted.
     cause = next((line for line in lines if "aborted by" in line), None) or (lines[-1] if lines else "")
     if len(cause) > 300:
         cause = cause[:300] + " ..."
+    return PeerFailure(tasks, cause)
+
+
+def worker_lost_message(error, step: int, checkpoint_dir: str) -> str:
+    """What happened and what to do, when a peer of a MultiWorkerMirroredStrategy job is lost."""
+    import tensorflow as tf
+
+    tasks, cause = read_peer_failure(error.message) or PeerFailure((), "")
+    who = " and ".join(f"{job} {task} (/job:{job}/task:{task})" for job, task in tasks)
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     resume = (f"they resume from checkpoint {os.path.basename(latest)} (the steps after it are lost)" if latest
               else "no checkpoint was written yet, so they start from step 0")
