@@ -104,9 +104,13 @@ def test_tiny_trains_with_two_replicas_and_its_loss_falls(two_replica_run):
     assert [row["step"] for row in rows] == list(range(1, 31))
     losses = np.array([row["loss"] for row in rows])
     assert np.all(np.isfinite(losses))
-    assert losses[-5:].mean() < 0.5 * losses[:5].mean()
+    # It falls, without the collapse that once made it fall fastest (tests/training/test_learning.py
+    # checks that it learns).
+    assert losses[-5:].mean() < 0.8 * losses[:5].mean()
     assert "ex/s" in result.stdout and rows[-1]["examples_per_s"] > 0
     assert all(row["effective_rank"] >= 1 and row["embedding_std"] > 0 for row in rows)
+    assert all(row["representation_rank"] >= 1 and row["representation_std"] > 0 for row in rows)
+    assert "repr std" in result.stdout
 
 
 def test_run_directory_holds_config_checkpoints_tensorboard_and_encoder(two_replica_run):
