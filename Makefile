@@ -33,7 +33,7 @@ shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)
 
 # make train SHARDS=shards/audioset OUT=runs/NAME [MODEL=tiny|small|base] [BATCH=256] [STEPS=N | EPOCHS=N]
-#            [LR=5e-4] [LAMBDA=0.05] [PRECISION=auto] [CPU_DEVICES=K] [TRAIN_ARGS="--any-other-flag ..."]
+#            [LR=peak, default per model] [LAMBDA=0.05] [PRECISION=auto] [CPU_DEVICES=K] [TRAIN_ARGS="--any-other-flag ..."]
 # Resume (settings from runs/NAME/config.json): make train OUT=runs/NAME
 SHARDS ?=
 MODEL ?=
