@@ -17,6 +17,7 @@ setup(
     version="0.1.0",
     description="LeJEPA audio foundation model: AudioSet shards with Apache Beam, training with TensorFlow",
     python_requires=">=3.11",
+    license="Apache-2.0",
     packages=find_packages(include=["audioshards", "audioshards.*", "pipeline", "pipeline.*", "training", "training.*"]),
     package_data={"pipeline": ["data/*.csv"]},
     # The shard contract (audioshards): what both roles need. TensorFlow is here because the shard
