@@ -24,8 +24,8 @@ $(VENV)/.installed: setup.py docker/install.sh benchmarks/data/packages.py
 	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras pipeline,train,test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
-# --durations: the 20 slowest tests at the end of every run, so the suite's budget (well under
-# 20 min on 2 cores) can be watched from CI's log.
+# --durations: the 20 slowest tests at the end of every run, so the suite's duration (README, "Two
+# commands") can be watched from CI's log.
 test: install
 	$(PY) -m pytest -q --durations=20 tests
 
@@ -64,7 +64,7 @@ probe: install
 	  $(PY) -m training probe --run $(RUN) --audio $(DATA) --out $(RUN)/probe.json $(PROBE_ARGS); \
 	fi
 
-# make bench: every speed benchmark, each printing one JSON object (README, Performance: its duration).
+# make bench: every speed benchmark, each printing one JSON object (docs/performance.md: its duration).
 # budget.py is a helper module; flops.py's count is part of training_step's JSON; quality.py
 # pretrains for a CPU budget and probes (about two hours on 2 cores): make quality.
 SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))

@@ -1,4 +1,4 @@
-"""The one owner of the spectrogram numbers (DESIGN §1) and the NumPy log-mel front end.
+"""The one owner of the spectrogram numbers (docs/design.md) and the NumPy log-mel front end.
 
 The pipeline, the trainer's raw-audio front end and the tests all take their numbers from
 :class:`SpectrogramConfig`; a shard directory records ``SpectrogramConfig.to_dict()`` in its
@@ -8,8 +8,9 @@ Speed: ``librosa.feature.melspectrogram`` multiplies the full 2049-bin power spe
 2049×256 filterbank, yet each mel triangle is non-zero on a few neighbouring bins only (~2 k of
 the 524 k weights), and none above 12 kHz or below 60 Hz. :class:`LogMel` windows the frames of
 a block in one pass, runs the FFT, and sums each triangle over its own bins
-(:mod:`audioshards.stft_kernels`), so the FFT is ~90 % of its time: ~1.1× the cost of the FFT alone
-and ~3.5× faster than librosa, whose own FFT is the same float64 FFT (benchmarks/features.py).
+(:mod:`audioshards.stft_kernels`), so the FFT is most of its time: 1.1–1.4× the cost of the FFT alone
+and ~2.3× faster than librosa, whose own FFT is the same float64 FFT (benchmarks/features.py; the
+measurements are in docs/performance.md).
 
 Precision: the frames are windowed and transformed in float64, as librosa does (it multiplies
 float32 frames by a float64 window). A float32 FFT leaves rounding noise ~145 dB below a frame's

@@ -40,7 +40,7 @@ UTILISATION = 0.4
 #: XLA, with XLA for the views (the CPU default) and for the whole step; ``small`` and ``base``
 #: (seconds to tens of seconds per step, most of a minute to build their first) in bfloat16 with
 #: the default. ``--precisions`` or ``--jit`` measure their full cross product for every size
-#: instead (README, Performance: such a run's figures).
+#: instead (docs/performance.md: such a run's figures).
 DEFAULT_BATCH = {"tiny": 16, "small": 2, "base": 1}
 DEFAULT_SETTINGS = {
     "tiny": (("float32", "off"), ("float32", "views"), ("float32", "all")),

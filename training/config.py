@@ -199,7 +199,7 @@ class RunConfig:
     deterministic: bool = setting(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
     shuffle_buffer: int = setting(1024, "examples in the shuffle buffer of each input pipeline")
     jit: str = setting("auto", "XLA: all (views and model), views (views only), off; auto = all on GPU, views on "
-                                "CPU (where TensorFlow's oneDNN kernels run the model 2-3x faster than XLA)")
+                                "CPU (where TensorFlow's oneDNN kernels run the model faster than XLA: docs/performance.md)")
 
     def __post_init__(self) -> None:
         if self.jit not in JIT_CHOICES:

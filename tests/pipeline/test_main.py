@@ -1,6 +1,6 @@
 """``python -m pipeline``'s command line: its flags fill JobConfig, every other option reaches Beam.
 
-The runner commands of the README are parsed here as they are written there (no job is run)."""
+The runner commands of docs/shards.md (Runners) are parsed here as they are written there (no job is run)."""
 from __future__ import annotations
 
 import logging
