@@ -1,4 +1,4 @@
-"""Decoding with ffmpeg and shaping audio into 10 s clips (DESIGN §1).
+"""Decoding with ffmpeg and shaping audio into 10 s clips.
 
 ffmpeg (through ffmpeg-python, which builds an argument list: no shell is involved) converts
 whatever it reads to float32, 48 kHz, stereo: mono sources are duplicated to both channels,
@@ -68,7 +68,7 @@ TOO_LONG_TOLERANCE_S = 0.01
 
 class DecodeError(RuntimeError):
     """ffmpeg could not read the file; the message is ffmpeg's last lines. ``reason`` and
-    ``permanent`` say how to record it (DESIGN §2)."""
+    ``permanent`` say how to record it."""
 
     reason = "decode_error"
     permanent = True
@@ -130,7 +130,7 @@ def run_ffmpeg(args: list[str], timeout_s: float, *, env: dict[str, str] | None 
 
 
 class UnusableAudio(ValueError):
-    """Audio that decoded but cannot make a clip; ``reason`` is a failure class of DESIGN §2."""
+    """Audio that decoded but cannot make a clip; ``reason`` is a failure class (docs/design.md, Shards)."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

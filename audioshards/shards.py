@@ -1,4 +1,4 @@
-"""The shard format (DESIGN §2): the contract between the pipeline and the trainer.
+"""The shard format: the contract between the pipeline and the trainer.
 
 Everything that names, places, serialises or describes a shard lives here, so the writer (the
 Beam job) and the readers (the trainer, the probe, the tests) cannot drift apart.
@@ -7,7 +7,7 @@ Decisions:
 - An example's shard is a hash of its *segment* key ``<YTID>_<start ms>`` (its ``clip_id`` minus
   the chunk suffix), not of the full ``clip_id``: the chunk count is known only after decoding,
   and keeping all chunks of one segment in one shard lets the job group segments by shard before
-  any audio is fetched (DESIGN §3's bounded memory). The hash is BLAKE2b, stable across processes
+  any audio is fetched (bounded memory). The hash is BLAKE2b, stable across processes
   and Python versions (``hash()`` is salted per process).
 - Files go through ``tf.io.gfile`` so ``gs://`` and other remote file systems work as local paths.
 - A shard is written to ``<name>.tmp-<random>`` and renamed, so readers never see half a shard.
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SPLITS = ("train", "eval")
 #: Serialised size of one example (float16 log-mel plus a few hundred bytes of metadata); used to
-#: pick a shard count. DESIGN §2: about 240 KB per clip.
+#: pick a shard count. About 240 KB per clip.
 EXAMPLE_BYTES = 240_640 + 200
 TARGET_SHARD_BYTES = 200_000_000  # aim at the middle of 100-300 MB per shard
 _SHARD_NAME = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
@@ -77,7 +77,7 @@ def segment_key(ytid: str, start_s: float) -> str:
 
 
 def clip_id(ytid: str, start_s: float, chunk: int) -> str:
-    """``<YTID>_<start ms>_<chunk index>``: unique and stable (DESIGN §2)."""
+    """``<YTID>_<start ms>_<chunk index>``: unique and stable."""
     return f"{segment_key(ytid, start_s)}_{chunk}"
 
 

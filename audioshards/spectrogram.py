@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_VERSION = 1  # of the shard format (DESIGN §2); bump when a reader could misread old shards
+FORMAT_VERSION = 1  # of the shard format; bump when a reader could misread old shards
 
 
 @dataclasses.dataclass(frozen=True)
 class SpectrogramConfig:
-    """Audio and log-mel parameters fixed by the model card (DESIGN §1)."""
+    """Audio and log-mel parameters fixed by the model card."""
 
     sample_rate: int = 48_000
     channels: int = 2

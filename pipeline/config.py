@@ -1,5 +1,5 @@
 """Settings of one sharding job, as a frozen dataclass; ``python -m pipeline``'s flags are generated from it
-(:mod:`audioshards.flags`). The spectrogram has no flags: the model card fixes it (DESIGN §1)."""
+(:mod:`audioshards.flags`). The spectrogram has no flags: the model card fixes it."""
 from __future__ import annotations
 
 import dataclasses

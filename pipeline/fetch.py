@@ -1,6 +1,6 @@
 """Fetching one AudioSet segment into the content cache, with yt-dlp's Python API.
 
-The cache is what makes a re-run cheap (DESIGN §3): one entry per YTID and range,
+The cache is what makes a re-run cheap: one entry per YTID and range,
 
     <cache>/<ytid>_<start ms>_<end ms>.<ext>            the audio of the segment
     <cache>/<ytid>_<start ms>_<end ms>.failure.json     the last failure, when there is no audio
@@ -41,7 +41,7 @@ cache takes no write at all (:class:`_LocalIo`).
 ``rate_limit`` applies to yt-dlp's own HTTP downloads (the whole-file path); the ffmpeg that
 fetches sections is not throttled by yt-dlp, so ``sleep_interval`` is the knob that paces those.
 
-Failures are classified from the tool's message into DESIGN §2's reasons by
+Failures are classified from the tool's message into the failure reasons of docs/design.md by
 :func:`classify_error`; transient ones are retried with exponential back-off. Cookies and proxy
 credentials never leave this module: every message is passed through :func:`redact`, and each
 yt-dlp run gets a private copy of the cookie file, because it writes cookies back to the file it
@@ -164,7 +164,7 @@ class FetchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Failure:
-    reason: str        # DESIGN §2 class, see classify_error
+    reason: str        # failure class, see classify_error
     permanent: bool
     message: str       # the tool's message, secrets redacted
     attempts: int

@@ -1,6 +1,6 @@
 """The Beam job: segments → fetched audio in the cache → shards of log-mel examples + manifest.
 
-Graph (each element's shape in the comments), DESIGN §3:
+Graph (each element's shape in the comments):
 
     SegmentBatch ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment)
                                                        └─► failure dict

@@ -334,7 +334,7 @@ def list_audio_files(directory: str) -> list[str]:
 
 def directory_segments(directory: str) -> list[Segment]:
     """Unlabelled segments, one per audio file: whole files, chunked later. The id is the path
-    relative to the directory (a path-based id, DESIGN §2)."""
+    relative to the directory (a path-based id)."""
     return [directory_segment(directory, relative) for relative in list_audio_files(directory)]
 
 

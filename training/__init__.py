@@ -1,1 +1,1 @@
-"""MyGO trainer: LeJEPA on log-mel shards (DESIGN §4). Entry point: ``python -m training``."""
+"""MyGO trainer: LeJEPA on log-mel shards. Entry point: ``python -m training``."""

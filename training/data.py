@@ -1,4 +1,4 @@
-"""Shards → batches of float16 log-mels for the device (DESIGN §2 contract, §4 Input).
+"""Shards → batches of float16 log-mels for the device.
 
 ``open_shards`` reads ``manifest.json``, refuses a directory whose spectrogram settings, example
 shape or format version differ from what the trainer expects (saying what differs), and checks

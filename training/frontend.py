@@ -1,4 +1,4 @@
-"""The log-mel front end in TensorFlow, for embedding raw audio (DESIGN §1, §5).
+"""The log-mel front end in TensorFlow, for embedding raw audio.
 
 It computes what :func:`audioshards.spectrogram.log_mel` computes, from the same
 :class:`~audioshards.spectrogram.SpectrogramConfig` and the same librosa filterbank (baked in as a

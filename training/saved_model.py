@@ -1,4 +1,4 @@
-"""Audio in, embeddings out: a self-contained SavedModel of a trained encoder (DESIGN §5).
+"""Audio in, embeddings out: a self-contained SavedModel of a trained encoder.
 
 ``python -m training export --run RUN_DIR --out EXPORT_DIR`` writes a SavedModel whose
 signatures take a float32 waveform at 48 kHz of any length and return one embedding per 10 s

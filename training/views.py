@@ -1,4 +1,4 @@
-"""Views and augmentations on the device, batched, with per-example random parameters (DESIGN §4).
+"""Views and augmentations on the device, batched, with per-example random parameters.
 
 Every op takes a batch ``x`` of log-mel values ``[B, mel, frames, channels]`` (float32, dB unless
 said otherwise) and per-example parameters ``[B]``, so one op serves a batch of views each with

@@ -1,4 +1,4 @@
-"""Pictures of what a run learned (DESIGN §5), as PNG files with matplotlib.
+"""Pictures of what a run learned, as PNG files with matplotlib.
 
 ``python -m training viz --run RUN_DIR --audio DIR_OR_CSV --out PICTURE_DIR`` writes:
 

@@ -1,7 +1,7 @@
 """Waveform helpers shared by the corpus builders: seeded randomness, reading, fitting, mixing,
 a synthetic room, writing FLAC, and the AudioSet-style ids.
 
-Every waveform is float32 ``[samples, channels]`` at 48 kHz (DESIGN §1's rate, so nothing is
+Every waveform is float32 ``[samples, channels]`` at 48 kHz (the shards' rate, so nothing is
 resampled twice). Randomness never comes from global state: each piece of a corpus draws from a
 generator keyed by the corpus seed and the piece's own name, so a clip is the same whichever
 worker makes it and in whatever order.
