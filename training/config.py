@@ -57,7 +57,9 @@ class ModelConfig:
     patch: int = setting(16, "patch size (mel bands and frames)")
     stride: int = setting(10, "patch stride (mel bands and frames)")
     max_time_patches: int = setting(64, "longest input in time patches that the relative time bias covers")
-    pool: str = setting("cls", "representation: cls, or cls+mean (CLS concatenated with the mean patch)")
+    # cls+mean by default: measured better than [CLS] alone on both probe tasks, pretrained and
+    # random alike (docs/design.md, "Measurements").
+    pool: str = setting("cls+mean", "representation: cls+mean ([CLS] concatenated with the mean patch output) or cls")
     projector_norm: str = setting("batch", "normalisation in the projector: batch (BatchNorm synchronised across "
                                            "replicas, as the reference) or layer (starts near collapse: for comparison)")
 

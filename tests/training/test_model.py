@@ -41,10 +41,10 @@ def test_patch_grid_and_output_shapes(tiny):
     for frames in (96, 36):
         x = tf.random.normal([3, 256, frames, 2])
         assert encoder.tokens(x).shape == (3, 25, (frames - 16) // 10 + 1, 64)
-        representation = encoder(x)
-        assert representation.shape == (3, 64) and projector(representation).shape == (3, 64)
-    pooled, _ = build_models(ModelConfig(size="tiny", pool="cls+mean"))
-    assert pooled(tf.random.normal([2, 256, 36, 2])).shape == (2, 128)
+        representation = encoder(x)  # the default cls+mean: [CLS] and the mean patch, 2 × 64
+        assert representation.shape == (3, 128) and projector(representation).shape == (3, 64)
+    cls_only, _ = build_models(ModelConfig(size="tiny", pool="cls"))
+    assert cls_only(tf.random.normal([2, 256, 36, 2])).shape == (2, 64)
 
 
 def test_patches_are_16x16_with_stride_10(tiny):

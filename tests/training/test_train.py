@@ -125,14 +125,15 @@ def test_run_directory_holds_config_checkpoints_tensorboard_and_encoder(two_repl
         for event in tf.compat.v1.train.summary_iterator(str(out / "tensorboard" / name)):
             tags |= {value.tag for value in event.summary.value}
     assert {"loss/total", "loss/invariance", "loss/sigreg", "optimizer/learning_rate", "optimizer/grad_norm",
-            "speed/examples_per_s", "collapse/embedding_std", "collapse/effective_rank"} <= tags
+            "speed/examples_per_s", "collapse/embedding_std", "collapse/effective_rank",
+            "collapse/representation_std", "collapse/representation_rank"} <= tags
     from training.export import load_encoder
 
     encoder, metadata = load_encoder(str(out / "encoder"))
     assert metadata["step"] == 30 and metadata["model"]["size"] == "tiny"
     assert len(metadata["normalisation"]["band_mean"]) == 256
     representation = encoder(tf.random.normal([2, 256, 56, 2])).numpy()
-    assert representation.shape == (2, 64) and np.all(np.isfinite(representation))
+    assert representation.shape == (2, 128) and np.all(np.isfinite(representation))  # cls+mean of width 64
 
 
 def test_resume_refuses_other_settings_and_accepts_more_steps(two_replica_run):
