@@ -32,7 +32,7 @@ MODEL_SIZES: dict[str, dict[str, int]] = {
 #: Default peak learning rate per model size (``--lr`` overrides it). AdamW moves each weight by
 #: about the learning rate per step whatever the batch, so it is not scaled with ``--batch``.
 #: tiny: measured (docs/design.md, "Learning rate"); small and base: the usual ViT-S/B AdamW peaks.
-LEARNING_RATES: dict[str, float] = {"tiny": 1e-3, "small": 5e-4, "base": 3e-4}
+LEARNING_RATES: dict[str, float] = {"tiny": 3e-3, "small": 5e-4, "base": 3e-4}
 
 
 class UsageError(ValueError):
