@@ -10,7 +10,7 @@
    shards, keyword accuracy on held-out speakers, instrument family across soundfonts;
 5. exports the SavedModel, draws the pictures, and prints where everything went.
 
-    python demo.py [--out runs/demo] [--train-minutes 2.5]
+    python demo.py [--out runs/demo] [--train-minutes 4]
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def split_segments(csv_path: Path, train_csv: Path, eval_csv: Path, eval_every: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="everything the demo makes goes here")
-    parser.add_argument("--train-minutes", type=float, default=2.5,
-                        help="CPU budget for training (keeps the demo, install included, near 15 min)")
+    parser.add_argument("--train-minutes", type=float, default=4.0,
+                        help="CPU budget for training: enough steps for pretraining to pull ahead of random weights")
     parser.add_argument("--corpus-size", default="demo", help="size of the generated corpora")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")

@@ -90,8 +90,10 @@ def read_scalars(run: str) -> dict[str, list[tuple[int, float]]]:
 
 
 def curves_picture(curves: dict[str, list[tuple[int, float]]], path: str, title: str) -> str:
+    """One panel per scalar; a scalar that never changed (the loss scale outside float16) is left out."""
     if not curves:
         raise ValueError("no TensorBoard scalars found: has the run logged any step?")
+    curves = {tag: points for tag, points in curves.items() if len({value for _, value in points}) > 1} or curves
     plt = _pyplot()
     columns = 3
     rows = -(-len(curves) // columns)
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> list[str]:
         name = Path(files[index].path).stem
         written.append(attention_picture(logmel[..., 0].astype(np.float32), attention,
                                          str(out / f"attention-{label}-{name}.png"), f"{label}: {name}"))
-    written.append(curves_picture(read_scalars(args.run), str(out / "training.png"), f"Training of {args.run}"))
+    written.append(curves_picture(read_scalars(args.run), str(out / "training.png"), f"Training of {Path(args.run.rstrip('/')).name}"))
     for path in written:
         log.info("wrote %s", path)
     return written

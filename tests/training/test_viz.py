@@ -51,3 +51,15 @@ def test_cls_attention_is_a_distribution_over_the_patch_grid(run_dir):  # noqa: 
 def test_no_scalars_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no TensorBoard scalars"):
         curves_picture({}, str(tmp_path / "x.png"), "empty")
+
+
+def test_a_scalar_that_never_changed_gets_no_panel(tmp_path):
+    import matplotlib.image
+
+    varying = {f"loss/{name}": [(1, 1.0), (2, 0.5)] for name in ("total", "invariance", "sigreg")}
+    one_row = curves_picture(varying, str(tmp_path / "varying.png"), "three panels")
+    with_constant = curves_picture({**varying, "optimizer/loss_scale": [(1, 1.0), (2, 1.0)]},
+                                   str(tmp_path / "constant.png"), "still three panels")
+    assert matplotlib.image.imread(with_constant).shape == matplotlib.image.imread(one_row).shape
+    four = curves_picture({**varying, "optimizer/grad_norm": [(1, 2.0), (2, 1.0)]}, str(tmp_path / "four.png"), "four")
+    assert matplotlib.image.imread(four).shape[0] > matplotlib.image.imread(one_row).shape[0]  # a second row
