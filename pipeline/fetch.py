@@ -59,6 +59,7 @@ imported only then); the download itself always happens in a local temporary dir
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -75,7 +76,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Any
+from typing import Any, Iterator
 
 from audioshards.audio import (AUDIO_DEMUXERS, DEFAULT_MAX_SECONDS, DecodeError, FfmpegTimeout, local_input,
                             local_input_options, run_ffmpeg)
@@ -703,9 +704,18 @@ def _run_ytdlp(url: str, options: dict[str, Any], config: FetchConfig) -> None:
     """Runs one yt-dlp download; raises _FetchError with a classified, redacted message."""
     import yt_dlp
 
+    with _ytdlp_errors(options, config), yt_dlp.YoutubeDL(options) as ydl:
+        ydl.download([url])
+
+
+@contextlib.contextmanager
+def _ytdlp_errors(options: dict[str, Any], config: FetchConfig) -> Iterator[None]:
+    """Around a yt-dlp call: its errors become a _FetchError with a classified, redacted message,
+    and the private cookie copy is deleted whatever happens."""
+    import yt_dlp
+
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            ydl.download([url])
+        yield
     except yt_dlp.utils.DownloadError as error:
         raise _FetchError(_clean_message(str(error), config)) from None
     except Exception as error:  # yt-dlp wraps most errors; whatever escapes must not leak secrets
@@ -783,18 +793,11 @@ def _media_of(url: str, config: FetchConfig, out_dir: str) -> tuple[dict[str, An
     import yt_dlp
 
     options = _ytdlp_options(config, out_dir, "section")
-    try:
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(url, download=False)
-            media_url = str(info.get("url") or "")
-            has_cookies = bool(media_url.startswith(("http:", "https:"))
-                               and ydl.cookiejar.get_cookies_for_url(media_url))
-    except yt_dlp.utils.DownloadError as error:
-        raise _FetchError(_clean_message(str(error), config)) from None
-    except Exception as error:  # yt-dlp wraps most errors; whatever escapes must not leak secrets
-        raise _FetchError(_clean_message(f"{type(error).__name__}: {error}", config)) from None
-    finally:
-        _forget_cookie_copy(options)
+    with _ytdlp_errors(options, config), yt_dlp.YoutubeDL(options) as ydl:
+        info = ydl.extract_info(url, download=False)
+        media_url = str(info.get("url") or "")
+        has_cookies = bool(media_url.startswith(("http:", "https:"))
+                           and ydl.cookiejar.get_cookies_for_url(media_url))
     headers = info.get("http_headers") or {}
     if info.get("requested_formats") or info.get("protocol") not in ("http", "https"):
         return info, f"the format's protocol is {info.get('protocol')}, not a single HTTP(S) file"
