@@ -66,7 +66,7 @@ probe: install
 
 # make bench: every speed benchmark, each printing one JSON object (docs/performance.md: its duration).
 # budget.py is a helper module; flops.py's count is part of training_step's JSON; quality.py
-# pretrains for a CPU budget and probes (about two hours on 2 cores): make quality.
+# pretrains for a CPU budget and probes (about 30 minutes on 2 cores for tiny): make quality.
 SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
 bench: install
 	@for name in $(SPEED_BENCHMARKS); do \
@@ -74,7 +74,8 @@ bench: install
 	  echo "make bench: benchmarks.$$name took $$(( $$(date +%s) - start )) s" >&2; \
 	done
 
-# make quality [QUALITY_ARGS="--minutes 10 --models tiny small"]: does pretraining beat the baselines?
+# make quality [QUALITY_ARGS="--minutes 20 --models tiny small"]: does pretraining beat the baselines?
+# (docs/quality.md: 20 minutes of tiny by default, probed at a quarter, half and all of the budget)
 QUALITY_ARGS ?=
 .PHONY: quality
 quality: install
