@@ -20,6 +20,9 @@ setup(
     license="Apache-2.0",
     packages=find_packages(include=["audioshards", "audioshards.*", "pipeline", "pipeline.*", "training", "training.*"]),
     package_data={"pipeline": ["data/*.csv"]},
+    # Commands named like tools; `python -m pipeline` and `python -m training` stay the same programs.
+    entry_points={"console_scripts": ["mygo-shards = pipeline.__main__:main",
+                                      "mygo-train = training.__main__:main"]},
     # The shard contract (audioshards): what both roles need. TensorFlow is here because the shard
     # format is tf.train.Example in TFRecord files, read and written through tf.io.
     install_requires=[
