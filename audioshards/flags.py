@@ -90,6 +90,12 @@ def _walk(cls: type, instance: Any, path: str, prefix: str, prefixes: Mapping[st
             yield Flag(dotted, flag, kind, field, default)
 
 
+#: What a flag without its own metavar (or choices) asks for, by value type: ``--keep-checkpoints N``
+#: says what to type where the flag's last word (``CHECKPOINTS``) did not. A string is a path
+#: unless its setting says otherwise (``metavar=``) or lists its ``choices``.
+METAVARS: dict[type, str] = {int: "N", float: "X", str: "PATH"}
+
+
 def add_arguments(parser: argparse.ArgumentParser, rows: Sequence[Flag],
                   titles: Mapping[str, str] | None = None) -> dict[str, argparse._ArgumentGroup]:
     """One flag per row, in a group per section (``titles``: section → group title; the section of
@@ -119,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser, rows: Sequence[Flag],
             kwargs["choices"] = metadata["choices"]
         elif row.kind is not bool:
             pair = ("LOW", "HIGH") if kwargs.get("nargs") == 2 else None
-            kwargs["metavar"] = metadata.get("metavar") or pair or row.flag.lstrip("-").split("-")[-1].upper()
+            kwargs["metavar"] = metadata.get("metavar") or pair or METAVARS.get(kwargs["type"], "VALUE")
         groups[section].add_argument(row.flag, **kwargs)
     return groups
 

@@ -80,12 +80,26 @@ def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
     return config_module.config_from_settings(settings), False
 
 
+def check_run(run: str) -> None:
+    """export and viz read RUN_DIR/encoder: a missing run is named before TensorFlow starts, not
+    reported as an ``[Errno 2]`` about a file inside it. Remote runs are left to the reader."""
+    if storage.is_remote(run):
+        return
+    if not os.path.isdir(run):
+        raise config_module.UsageError(f"--run {run}: no such run directory")
+    if not os.path.isfile(os.path.join(run, "encoder", "encoder.json")):
+        raise config_module.UsageError(f"--run {run}: no exported encoder in it (encoder/encoder.json, written by "
+                                       "train with each checkpoint); is it a run directory, and has it saved one?")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "train":
         return train_command(args)
     setup_logging(None)
     try:
+        if args.command in ("export", "viz"):
+            check_run(args.run)
         if args.command == "probe":
             from training import probe
 

@@ -41,13 +41,19 @@ class UsageError(ValueError):
 
 PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32")
 JIT_CHOICES = ("auto", "all", "views", "off")
+# Choices are flags' choices too, so argparse rejects a misspelt one before TensorFlow is imported;
+# __post_init__ checks them again for a hand-edited config.json.
+POOLS = ("cls+mean", "cls")
+PROJECTOR_NORMS = ("batch", "layer")
+INVARIANCES = ("mean", "sum")
+SIGREG_SAMPLES = ("all", "views")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The ViT encoder and its projector. Unset numbers come from MODEL_SIZES."""
 
-    size: str = setting("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model")
+    size: str = setting("tiny", "model size: " + ", ".join(MODEL_SIZES), flag="--model", choices=tuple(MODEL_SIZES))
     width: int | None = setting(None, "token width (default: from --model)")
     depth: int | None = setting(None, "transformer blocks (default: from --model)")
     heads: int | None = setting(None, "attention heads (default: from --model)")
@@ -59,9 +65,11 @@ class ModelConfig:
     max_time_patches: int = setting(64, "longest input in time patches that the relative time bias covers")
     # cls+mean by default: measured better than [CLS] alone on both probe tasks, pretrained and
     # random alike (docs/design.md, "Measurements").
-    pool: str = setting("cls+mean", "representation: cls+mean ([CLS] concatenated with the mean patch output) or cls")
+    pool: str = setting("cls+mean", "representation: cls+mean ([CLS] concatenated with the mean patch output) or cls",
+                        choices=POOLS)
     projector_norm: str = setting("batch", "normalisation in the projector: batch (BatchNorm synchronised across "
-                                           "replicas, as the reference) or layer (starts near collapse: for comparison)")
+                                           "replicas, as the reference) or layer (starts near collapse: for comparison)",
+                                  choices=PROJECTOR_NORMS)
 
     def __post_init__(self) -> None:
         if self.size not in MODEL_SIZES:
@@ -71,9 +79,9 @@ class ModelConfig:
                 object.__setattr__(self, key, value)
         if self.width % self.heads:
             raise UsageError(f"--width {self.width} must be a multiple of --heads {self.heads}")
-        if self.pool not in ("cls", "cls+mean"):
+        if self.pool not in POOLS:
             raise UsageError(f"--pool must be cls or cls+mean, not {self.pool!r}")
-        if self.projector_norm not in ("batch", "layer"):
+        if self.projector_norm not in PROJECTOR_NORMS:
             raise UsageError(f"--projector-norm must be batch or layer, not {self.projector_norm!r}")
 
 
@@ -151,17 +159,19 @@ class LossConfig:
     # Default "mean": with the literal squared norm ("sum") and λ = 0.05, tiny collapses
     # (embedding std 0.001, SIGReg stuck at its collapsed value); λ was tuned on the mean form.
     invariance: str = setting("mean", "invariance distance over embedding dimensions: mean (LeJEPA's reference "
-                                       "code, the default) or sum (the squared norm ‖·‖², = mean · D)")
+                                       "code, the default) or sum (the squared norm ‖·‖², = mean · D)",
+                              choices=INVARIANCES)
     directions: int = setting(1024, "random 1-D projections per step for SIGReg")
     t_points: int = setting(17, "Epps-Pulley integration points")
     t_max: float = setting(3.0, "Epps-Pulley integration range [-t_max, t_max]")
     sigreg_samples: str = setting("all", "what SIGReg tests as one sample: all (the V·N embeddings of a step) or "
-                                         "views (each view's N clips, statistics averaged; V times weaker)")
+                                         "views (each view's N clips, statistics averaged; V times weaker)",
+                                  choices=SIGREG_SAMPLES)
 
     def __post_init__(self) -> None:
-        if self.invariance not in ("sum", "mean"):
+        if self.invariance not in INVARIANCES:
             raise UsageError(f"--invariance must be sum or mean, not {self.invariance!r}")
-        if self.sigreg_samples not in ("all", "views"):
+        if self.sigreg_samples not in SIGREG_SAMPLES:
             raise UsageError(f"--sigreg-samples must be all or views, not {self.sigreg_samples!r}")
         if not 0.0 <= self.lambda_ <= 1.0:
             raise UsageError(f"--lambda must be in [0, 1], not {self.lambda_}")
@@ -186,13 +196,14 @@ class OptimConfig:
 class RunConfig:
     """Where, how long, on what."""
 
-    shards: str = setting("", "shard directory (manifest.json and train-*.tfrecord)")
-    out: str = setting("", "run directory: config, checkpoints, TensorBoard, exported encoder")
+    shards: str = setting("", "shard directory (manifest.json and train-*.tfrecord)", metavar="SHARD_DIR")
+    out: str = setting("", "run directory: config, checkpoints, TensorBoard, exported encoder", metavar="RUN_DIR")
     batch: int = setting(256, "global batch (clips per step over all replicas)")
     steps: int | None = setting(None, "training steps (or give --epochs)")
     epochs: float | None = setting(None, "passes over the train split (default 100 when --steps is not given)")
     seed: int = setting(0, "seed of initialisation, data order, views and SIGReg directions")
-    precision: str = setting("auto", "auto (bf16 on GPU, float32 on CPU), " + ", ".join(PRECISIONS[1:]))
+    precision: str = setting("auto", "auto (bf16 on GPU, float32 on CPU), " + ", ".join(PRECISIONS[1:]),
+                             choices=PRECISIONS)
     checkpoint_every: int = setting(1000, "steps between checkpoints (one is also written at the end and on SIGTERM)")
     keep_checkpoints: int = setting(3, "checkpoints kept")
     log_every: int = setting(10, "steps between console lines and TensorBoard points")
@@ -201,7 +212,8 @@ class RunConfig:
     deterministic: bool = setting(False, "deterministic ops and data order: a resumed run repeats an uninterrupted one")
     shuffle_buffer: int = setting(1024, "examples in the shuffle buffer of each input pipeline")
     jit: str = setting("auto", "XLA: all (views and model), views (views only), off; auto = all on GPU, views on "
-                                "CPU (where TensorFlow's oneDNN kernels run the model faster than XLA: docs/performance.md)")
+                                "CPU (where TensorFlow's oneDNN kernels run the model faster than XLA: docs/performance.md)",
+                       choices=JIT_CHOICES)
 
     def __post_init__(self) -> None:
         if self.jit not in JIT_CHOICES:

@@ -123,12 +123,12 @@ def run(args: argparse.Namespace) -> list[str]:
     from training.export import load_encoder, normalisation
     from training.probe import encoder_featurizer, file_windows, mean_per_file, read_labelled_audio
 
+    files = read_labelled_audio(args.audio)  # inputs first: a mistyped --audio leaves no empty --out behind
+    encoder, metadata = load_encoder(f"{args.run.rstrip('/')}/encoder")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    encoder, metadata = load_encoder(f"{args.run.rstrip('/')}/encoder")
     mean, std = normalisation(metadata)
     featurize = encoder_featurizer(encoder, mean, std)
-    files = read_labelled_audio(args.audio)
     owners: list[int] = []
     windows = list(file_windows(files, owners, skipped=[]))
     logmels = np.concatenate(windows)

@@ -5,7 +5,7 @@ import pytest
 
 from training import config as config_module
 from training.__main__ import parser, resolve_train_config
-from training.config import Config, UsageError
+from training.config import Config, UsageError, config_from_settings
 
 
 def parse(*flags: str) -> Config:
@@ -35,15 +35,22 @@ def test_model_sizes_and_overrides():
 
 @pytest.mark.parametrize("flags, message", [
     (["--global-frames", "100"], "multiple of 10 .* try 96"),
-    (["--model", "huge"], "--model must be one of"),
     (["--steps", "5", "--epochs", "2"], "not both"),
-    (["--precision", "fp8"], "--precision must be one of"),
     (["--local-crop", "0.5", "0.2"], "low <= high"),
     (["--local-channel-drop", "1.5"], "probability"),
 ])
 def test_invalid_settings_say_what_to_do(flags, message):
     with pytest.raises(UsageError, match=message):
         parse(*flags)
+
+
+@pytest.mark.parametrize("settings, message", [({"model.size": "huge"}, "--model must be one of"),
+                                               ({"run.precision": "fp8"}, "--precision must be one of"),
+                                               ({"loss.invariance": "l1"}, "--invariance must be sum or mean")])
+def test_choices_are_checked_again_for_a_saved_config(settings, message):
+    """argparse refuses these flags (tests/training/test_cli_usage.py); a hand-edited config.json is checked here."""
+    with pytest.raises(UsageError, match=message):
+        config_from_settings(settings)
 
 
 def test_help_lists_the_contract_flags(capsys):
