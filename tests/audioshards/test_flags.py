@@ -76,7 +76,8 @@ def test_reference_is_a_table_per_group_with_flag_default_and_help():
     assert "### toy\n\n| flag | default | meaning |\n| --- | --- | --- |\n" in text
     assert "| `--name {a,b}` | required | required: no default |" in text
     assert "| `--paths PATH [PATH ...]` |  | any number of \\| paths |" in text
-    assert "| `--cores CORES` | one per core | machine-dependent |" in text
+    assert "| `--cores N` | one per core | machine-dependent |" in text
+    assert "| `--second-low X` | `3.0` | lowest value |" in text  # metavars by type: N, X, PATH
     assert "| `--loud`, `--no-loud` | `off` | a switch |" in text
     assert "| `--second-pair LOW HIGH` | `1.0 2.0` | a pair |" in text
     assert "| `--level LEVEL` | `INFO` | hand-written (default INFO) |" in text
