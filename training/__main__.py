@@ -17,6 +17,7 @@ import sys
 
 from audioshards import storage
 from training import config as config_module
+from training import console
 
 EXAMPLES = """\
 examples:
@@ -27,32 +28,49 @@ examples:
 """
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    """The pipeline's --log-level, on every subcommand (users type it after the command)."""
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS,
+                        help="console messages of the trainer (others from WARNING up; DEBUG: everything, "
+                             "TensorFlow's native start-up lines too)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description="MyGO trainer (LeJEPA on log-mel shards).")
     commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser("train", help="train (or resume) a run", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     config_module.add_arguments(train)
+    add_log_level(train)
     from training import probe, viz
 
-    probe.add_arguments(commands.add_parser(
-        "probe", help="linear probe of a run's frozen encoder (labelled shards or audio), with baselines"))
+    probe_parser = commands.add_parser(
+        "probe", help="linear probe of a run's frozen encoder (labelled shards or audio), with baselines")
+    probe.add_arguments(probe_parser)
+    add_log_level(probe_parser)
     export = commands.add_parser("export", help="SavedModel: raw 48 kHz audio in, embeddings out")
     export.add_argument("--run", required=True, help="training run directory")
     export.add_argument("--out", required=True, help="folder for the SavedModel")
-    viz.add_arguments(commands.add_parser("viz", help="pictures: PCA, [CLS] attention, training curves (PNG)"))
+    add_log_level(export)
+    viz_parser = commands.add_parser("viz", help="pictures: PCA, [CLS] attention, training curves (PNG)")
+    viz.add_arguments(viz_parser)
+    add_log_level(viz_parser)
     return p
 
 
-def setup_logging(run_dir: str | None) -> None:
+def setup_logging(run_dir: str | None, level: str = "INFO") -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if run_dir and not storage.is_remote(run_dir):  # a copy of the console in a local RUN_DIR
         os.makedirs(run_dir, exist_ok=True)
         handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log")))
-    # Our own messages at INFO; TensorFlow's Python-side chatter only from WARNING up.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
-                        handlers=handlers, force=True)
-    logging.getLogger("training").setLevel(logging.INFO)
+    # Our own messages at --log-level; TensorFlow's Python-side chatter only from WARNING up, unless DEBUG.
+    logging.basicConfig(level=logging.DEBUG if level == "DEBUG" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", handlers=handlers,
+                        force=True)
+    logging.getLogger("training").setLevel(level)
 
 
 def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
@@ -93,10 +111,13 @@ def check_run(run: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The command line; ``argv`` None means the process is ours (``python -m training``, ``mygo-train``),
+    so TensorFlow's native start-up lines may be filtered from its stderr."""
+    args = parser().parse_args(argv)  # choices are checked here, before TensorFlow is imported
+    console.quiet_tensorflow(args.log_level, own_process=argv is None)
     if args.command == "train":
         return train_command(args)
-    setup_logging(None)
+    setup_logging(None, args.log_level)
     try:
         if args.command in ("export", "viz"):
             check_run(args.run)
@@ -129,7 +150,7 @@ def train_command(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     run_dir = config.run.out
-    setup_logging(run_dir)
+    setup_logging(run_dir, args.log_level)
     log = logging.getLogger("training")
 
     from training import train as train_module
