@@ -80,4 +80,15 @@ def filter_native_stderr() -> None:
         os.dup2(real, 2)  # closes the pipe's last write end (unless a child still holds it)
         thread.join(timeout=2)
 
+    global _restore
+    _restore = restore
     atexit.register(restore)
+
+
+_restore = None
+
+
+def drain() -> None:
+    """Before ``os._exit`` (which skips atexit): everything written so far reaches the console."""
+    if _restore is not None:
+        _restore()

@@ -384,6 +384,9 @@ def train(config) -> int:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
+        from training import console
+
+        console.drain()  # the filter thread would die with the process, holding the last lines
         os._exit(EXIT_WORKER_LOST)
     return exit_code
 
