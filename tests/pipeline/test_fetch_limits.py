@@ -79,14 +79,20 @@ def ffmpeg_processes_with(text: str) -> list[str]:
 
 # ---- ffmpeg's time limits ------------------------------------------------------------------------
 
-def test_a_server_that_stalls_mid_transfer_is_a_transient_timeout(ogg_bytes, tmp_path):
-    """The section download is an ffmpeg reading from the server: it gets the wall-clock limit."""
+def fetch_from_stalling_server(ogg_bytes, tmp_path, **timeouts):
+    """One segment fetched from a server that stalls mid-transfer: (the result, seconds taken)."""
     server = StallingServer(ogg_bytes)
     started = time.monotonic()
-    result = fetch_segment("AAAAAAAAAAA", 0.0, 10.0, str(tmp_path),
-                           config_for(server.url_template, ffmpeg_timeout=2.0, socket_timeout=20.0))
-    elapsed = time.monotonic() - started
-    server.close()
+    try:
+        result = fetch_segment("AAAAAAAAAAA", 0.0, 10.0, str(tmp_path), config_for(server.url_template, **timeouts))
+    finally:
+        server.close()
+    return result, time.monotonic() - started
+
+
+def test_a_server_that_stalls_mid_transfer_is_a_transient_timeout(ogg_bytes, tmp_path):
+    """The section download is an ffmpeg reading from the server: it gets the wall-clock limit."""
+    result, elapsed = fetch_from_stalling_server(ogg_bytes, tmp_path, ffmpeg_timeout=2.0, socket_timeout=20.0)
     assert (result.failure.reason, result.failure.permanent) == ("timeout", False)
     assert result.failure.message == "ffmpeg ran longer than 2 s and was stopped (timeout)"
     assert 2.0 <= elapsed < 12.0
@@ -97,12 +103,7 @@ def test_a_server_that_stalls_mid_transfer_is_a_transient_timeout(ogg_bytes, tmp
 def test_a_stalled_read_ends_at_the_socket_timeout_not_the_wall_clock_limit(ogg_bytes, tmp_path):
     """-rw_timeout: ffmpeg gives up after socket_timeout without data; then the whole-file download
     (yt-dlp, same time-out) meets the same stall: a transient network failure."""
-    server = StallingServer(ogg_bytes)
-    started = time.monotonic()
-    result = fetch_segment("AAAAAAAAAAA", 0.0, 10.0, str(tmp_path),
-                           config_for(server.url_template, ffmpeg_timeout=60.0, socket_timeout=2.0))
-    elapsed = time.monotonic() - started
-    server.close()
+    result, elapsed = fetch_from_stalling_server(ogg_bytes, tmp_path, ffmpeg_timeout=60.0, socket_timeout=2.0)
     assert (result.failure.reason, result.failure.permanent) == ("network", False)
     assert elapsed < 15.0, elapsed
 

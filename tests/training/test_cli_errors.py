@@ -16,15 +16,20 @@ def train(*argv: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=300)
 
 
+def assert_refused(result: subprocess.CompletedProcess, message: str) -> None:
+    """Exit code 2, the message (file and problem) on the console, no traceback."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert message in output
+    assert "Traceback" not in output
+
+
 def test_a_damaged_manifest_is_named_and_exits_2(tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
     (shards / "manifest.json").write_text('{"format_version": 1, "splits": {"train": {"shards": [')
     result = train("--shards", str(shards), "--out", str(tmp_path / "run"), "--model", "tiny", "--steps", "1")
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output[-3000:]
-    assert f"{shards}/manifest.json: not valid JSON" in output
-    assert "Traceback" not in output
+    assert_refused(result, f"{shards}/manifest.json: not valid JSON")
 
 
 def test_a_saved_config_value_of_the_wrong_type_is_named_and_exits_2(tmp_path):
@@ -34,10 +39,7 @@ def test_a_saved_config_value_of_the_wrong_type_is_named_and_exits_2(tmp_path):
     values["run"]["batch"] = "sixteen"
     (run / "config.json").write_text(json.dumps(values))
     result = train("--out", str(run))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output[-3000:]
-    assert f"{run}/config.json: run.batch is 'sixteen' (str), expected int" in output
-    assert "Traceback" not in output
+    assert_refused(result, f"{run}/config.json: run.batch is 'sixteen' (str), expected int")
 
 
 def test_a_saved_config_that_is_not_json_is_named_and_exits_2(tmp_path):
@@ -45,7 +47,4 @@ def test_a_saved_config_that_is_not_json_is_named_and_exits_2(tmp_path):
     run.mkdir()
     (run / "config.json").write_text('{"run": {"batch": 16,')
     result = train("--out", str(run))
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output[-3000:]
-    assert f"{run}/config.json: not a readable JSON file" in output
-    assert "Traceback" not in output
+    assert_refused(result, f"{run}/config.json: not a readable JSON file")
