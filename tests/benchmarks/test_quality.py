@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.budget import steps_for_budget
 from benchmarks.quality import curve_steps, summarise
+from demo.budget import steps_for_budget
 
 
 def test_steps_for_budget_follows_the_measured_rate_with_a_floor():

@@ -17,7 +17,7 @@ import random
 
 import numpy as np
 
-from benchmarks.data import signals
+from corpora import signals
 
 SOUNDFONTS = {
     # name → (path, Debian package)

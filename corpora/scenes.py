@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 
-from benchmarks.data import music, recordings, signals, speech
+from corpora import music, recordings, signals, speech
 
 SPEECH, MALE, FEMALE, SYNTHESIZER = "/m/09x0r", "/m/05zppz", "/m/02zsn", "/m/0brhx"
 WHISPERING, CONVERSATION = "/m/02rtxlg", "/m/01h8n0"

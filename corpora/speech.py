@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from benchmarks.data import signals
+from corpora import signals
 
 #: espeak-ng language voice → Faker locale. Languages where espeak-ng reads Faker's script
 #: (Japanese kanji are spelled out as "Chinese letter", so Japanese is left out).

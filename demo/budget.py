@@ -1,9 +1,9 @@
 """Run the user's command lines in child processes, and size a training run to a CPU budget.
 
-Shared by ``demo.py`` and ``benchmarks/quality.py``: both pretrain "for N minutes", which the
-trainer cannot take directly (its cosine schedule needs the step count up front), so the
-throughput of *this* machine is measured first with a short run of the same settings and the
-step count derived from it.
+Shared by the demo (``python -m demo``) and ``benchmarks/quality.py``: both pretrain "for N
+minutes", which the trainer cannot take directly (its cosine schedule needs the step count up
+front), so the throughput of *this* machine is measured first with a short run of the same
+settings and the step count derived from it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The offline corpora (benchmarks/data): the small versions, built for real with espeak-ng,
+"""The offline corpora (corpora/): the small versions, built for real with espeak-ng,
 FluidSynth and the Debian sound packages, then checked with ffmpeg, the pipeline's own segment
 parser and its local mirror server.
 
@@ -20,10 +20,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from benchmarks.data import music, packages, scenes, speech
+from corpora import music, packages, scenes, speech
 from pipeline.audio_server import AudioServer
 from pipeline.segments import YTID_PATTERN, load_vocabulary, parse_segments_csv
-from tests.benchmarks.conftest import CORPORA, REPO, build
+from tests.corpora.conftest import CORPORA, REPO, build
 from tests.loopback_server import LoopbackServer
 
 
@@ -206,9 +206,9 @@ def test_the_pipeline_shards_the_corpus_through_its_mirror(corpora, tmp_path):
 
 def test_full_size_keyword_folds_are_voice_disjoint_and_balanced():
     """The full corpus reuses voice variants with other accents: a variant stays in one fold."""
-    from benchmarks.data import build_corpora
+    from corpora import build as builder
 
-    speakers = build_corpora.keyword_speakers(seed=0, count=build_corpora.SIZES["keywords"]["full"])
+    speakers = builder.keyword_speakers(seed=0, count=builder.SIZES["keywords"]["full"])
     assert len({s["speaker"] for s in speakers}) == len(speakers)
     fold_of_variant = {}
     for speaker in speakers:
@@ -222,13 +222,13 @@ def test_full_size_keyword_folds_are_voice_disjoint_and_balanced():
 def test_a_soundfont_that_renders_silence_gives_no_file_and_is_recorded(tmp_path):
     """TimGM6mb has no samples for program 78's keys in one phrase of the full set (found when a
     probe met a silent clip): the clip is dropped, not written silent."""
-    from benchmarks.data import build_corpora
+    from corpora import build as builder
 
-    jobs = build_corpora.instrument_jobs(0, build_corpora.SIZES["instruments"]["full"], small=False)
+    jobs = builder.instrument_jobs(0, builder.SIZES["instruments"]["full"], small=False)
     job = next(j for j in jobs if j["soundfont"] == "TimGM6mb" and j["program"] == 78 and j["phrase"] == 3)
-    result = build_corpora.make_instrument_clip(job, str(tmp_path))
+    result = builder.make_instrument_clip(job, str(tmp_path))
     assert result["silent"] is True
     assert not (tmp_path / job["path"]).exists()
     twin = next(j for j in jobs if j["soundfont"] == "FluidR3_GM" and j["program"] == 78 and j["phrase"] == 3)
-    assert "silent" not in build_corpora.make_instrument_clip(twin, str(tmp_path))
+    assert "silent" not in builder.make_instrument_clip(twin, str(tmp_path))
     assert (tmp_path / twin["path"]).exists()

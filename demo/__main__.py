@@ -10,7 +10,7 @@
    shards, keyword accuracy on held-out speakers, instrument family across soundfonts;
 5. exports the SavedModel, draws the pictures, and prints where everything went.
 
-    python demo.py [--out runs/demo] [--train-minutes 4]
+    python -m demo [--out runs/demo] [--train-minutes 4]
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.budget import REPO, measured_steps_per_second, run, steps_for_budget
 from benchmarks.quality import CPU_MODEL, SETTINGS
+from demo.budget import REPO, measured_steps_per_second, run, steps_for_budget
 
 log = logging.getLogger("demo")
 
@@ -40,7 +40,7 @@ def split_segments(csv_path: Path, train_csv: Path, eval_csv: Path, eval_every: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="everything the demo makes goes here")
     parser.add_argument("--train-minutes", type=float, default=4.0,
                         help="CPU budget for training: enough steps for pretraining to pull ahead of random weights")
@@ -61,7 +61,7 @@ def main() -> int:
     corpora = out / "corpora"
     step = time.monotonic()
     if not (corpora / "pretrain" / "manifest.json").exists():
-        run(python, "-m", "benchmarks.data.build_corpora", "--out", str(corpora), "--size", args.corpus_size)
+        run(python, "-m", "corpora.build", "--out", str(corpora), "--size", args.corpus_size)
     step = lap("corpora", step)
 
     # 2. Shards through the fetch path ---------------------------------------------------------

@@ -18,7 +18,7 @@ import struct
 
 import numpy as np
 
-from benchmarks.data import signals
+from corpora import signals
 
 OPENSFX_CAT = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 FREEDESKTOP_DIR = "/usr/share/sounds/freedesktop/stereo"

@@ -1,9 +1,9 @@
 """Build the offline corpora: a pretraining set in AudioSet's format and two labelled tasks.
 
-    python -m benchmarks.data.build_corpora --out benchmarks/data/corpora --size full --what all
-    make corpora [SIZE=small] [CORPORA=benchmarks/data/corpora] [SEED=0]
+    python -m corpora.build --out corpora/built --size full --what all
+    make corpora [CORPUS_SIZE=small] [CORPORA_DIR=corpora/built] [CORPUS_SEED=0]
 
-Everything comes from Debian and PyPI packages (``benchmarks/data/packages.py``) and the seed;
+Everything comes from Debian and PyPI packages (``corpora/packages.py``) and the seed;
 the same seed and package versions give byte-identical files. Each corpus is written to a
 temporary folder and renamed when complete, with a ``manifest.json`` (package versions, command,
 sha256 of every file, counts per label). Layouts under ``--out``:
@@ -45,13 +45,13 @@ import time
 from typing import Any, Callable, Iterable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.data import packages, signals  # noqa: E402
+from corpora import packages, signals  # noqa: E402
 
 log = logging.getLogger("corpora")
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASS_LABELS = os.path.join(REPO, "pipeline", "data", "class_labels_indices.csv")
 FORMAT_VERSION = 1
 CORPORA = ("pretrain", "keywords", "instruments")
@@ -78,7 +78,7 @@ SILENCE_PEAK = 1e-4
 
 
 def pretrain_jobs(seed: int, count: int) -> list[dict]:
-    from benchmarks.data import scenes
+    from corpora import scenes
 
     jobs, seen = [], set()
     for index, recipe in enumerate(scenes.schedule(count, seed)):
@@ -92,7 +92,7 @@ def pretrain_jobs(seed: int, count: int) -> list[dict]:
 
 
 def make_pretrain_clip(job: dict, folder: str) -> dict:
-    from benchmarks.data import scenes
+    from corpora import scenes
 
     clip = scenes.make(job["recipe"], job["seed"], job["index"], PRETRAIN_SECONDS)
     path = os.path.join(folder, job["path"])
@@ -104,7 +104,7 @@ def make_pretrain_clip(job: dict, folder: str) -> dict:
 def write_pretrain_tables(folder: str, results: list[dict], names: dict[str, str], header: str) -> None:
     labels = [mid for result in results for mid in result["labels"]]
     with open(os.path.join(folder, "segments.csv"), "w", newline="") as handle:
-        handle.write(f"# Segments csv created by benchmarks/data/build_corpora.py ({header})\n")
+        handle.write(f"# Segments csv created by corpora/build.py ({header})\n")
         handle.write(f"# num_ytids={len(results)}, num_segs={len(results)}, "
                      f"num_unique_labels={len(set(labels))}, num_positive_labels={len(labels)}\n")
         handle.write("# YTID, start_seconds, end_seconds, positive_labels\n")
@@ -125,7 +125,7 @@ def write_pretrain_tables(folder: str, results: list[dict], names: dict[str, str
 def keyword_speakers(seed: int, count: int) -> list[dict]:
     """``count`` distinct (language, variant) speakers, female and male in turn. A variant's
     fold is fixed when it is first used, so folds are disjoint in voices as well as speakers."""
-    from benchmarks.data import speech
+    from corpora import speech
 
     rand = signals.rng(seed, "keywords", "speakers")
     by_sex = {}
@@ -146,7 +146,7 @@ def keyword_speakers(seed: int, count: int) -> list[dict]:
 
 
 def keyword_jobs(seed: int, count: int) -> list[dict]:
-    from benchmarks.data import speech
+    from corpora import speech
 
     jobs = []
     for speaker in keyword_speakers(seed, count):
@@ -159,7 +159,7 @@ def keyword_jobs(seed: int, count: int) -> list[dict]:
 def make_keyword_clip(job: dict, folder: str) -> dict:
     import numpy as np
 
-    from benchmarks.data import speech
+    from corpora import speech
 
     rand = signals.rng(job["seed"], "keywords", job["speaker"], job["word"])
     speed, pitch = rand.randint(110, 240), rand.randint(15, 85)
@@ -197,7 +197,7 @@ def write_task_tables(folder: str, results: list[dict], extra_name: str, extra_c
 
 
 def instrument_jobs(seed: int, phrases: int, small: bool) -> list[dict]:
-    from benchmarks.data import music
+    from corpora import music
 
     if small:
         rand = signals.rng(seed, "instruments", "programs")
@@ -220,7 +220,7 @@ def make_instrument_clip(job: dict, folder: str) -> dict:
 
     import numpy as np
 
-    from benchmarks.data import music
+    from corpora import music
 
     # The notes depend on program and phrase only, so both soundfonts play the same phrase.
     rand = signals.rng(job["seed"], "instruments", job["program"], job["phrase"])
@@ -255,7 +255,7 @@ def warm_up(corpus: str) -> None:
     import scipy.signal  # noqa: F401
     import soundfile  # noqa: F401
 
-    from benchmarks.data import recordings
+    from corpora import recordings
 
     if corpus == "pretrain":
         recordings.opensfx()
@@ -309,7 +309,7 @@ def write_manifest(folder: str, corpus: str, args: argparse.Namespace, known: di
         "corpus": corpus,
         "size": args.size,
         "seed": args.seed,
-        "command": " ".join(["python", "-m", "benchmarks.data.build_corpora", *args.argv]),
+        "command": " ".join(["python", "-m", "corpora.build", *args.argv]),
         "packages": {"debian": packages.debian_versions(), "pypi": packages.pypi_versions(),
                      "python": platform.python_version()},
         **extra,
@@ -367,7 +367,7 @@ def build(corpus: str, args: argparse.Namespace) -> dict:
                                 partial, args.workers, corpus)
             results = [r for r in rendered if not r.get("silent")]
             write_task_tables(partial, results, "clips.csv", ["family", "program", "phrase", "soundfont", "fold"])
-            from benchmarks.data import music
+            from corpora import music
 
             extra = {
                 "clip_seconds": INSTRUMENT_SECONDS, "sample_rate": signals.SAMPLE_RATE,
@@ -393,7 +393,7 @@ def build(corpus: str, args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=os.path.join("benchmarks", "data", "corpora"),
+    parser.add_argument("--out", default=os.path.join("corpora", "built"),
                         help="folder for the corpora (one subfolder each); default %(default)s")
     parser.add_argument("--size", choices=("small", "demo", "full"), default="full",
                         help="small: a few dozen files each, seconds to build (tests); demo: a few hundred "
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for warning in packages.check_installed():
             log.warning("%s", warning)
-        from benchmarks.data import recordings
+        from corpora import recordings
 
         recordings.check_sources()
     except RuntimeError as error:

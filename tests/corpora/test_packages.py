@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from benchmarks.data import packages
+from corpora import packages
 
 
 def test_setup_py_test_extra_pins_every_corpus_package():

@@ -1,5 +1,5 @@
-"""The small offline corpora, built once per test session: the corpus tests check them and the
-quality benchmark's test trains and probes on them."""
+"""The small offline corpora (``python -m corpora.build --size small``), built once per test run
+for the corpus tests to check."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,7 @@ CORPORA = ("pretrain", "keywords", "instruments")
 def build(out: str, seed: int = 0, what: str = "all") -> dict:
     """Run the builder; return {corpus: manifest}."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.data.build_corpora", "--out", out, "--size", "small",
+        [sys.executable, "-m", "corpora.build", "--out", out, "--size", "small",
          "--seed", str(seed), "--what", what],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

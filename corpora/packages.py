@@ -9,8 +9,8 @@ version once the archive has moved on. Every build records the versions it actua
 This file runs with the system Python (no third-party imports), so the Makefile can ask it what
 to install before any virtualenv exists::
 
-    python3 benchmarks/data/packages.py --missing-debian   # names to apt-get install, or nothing
-    python3 benchmarks/data/packages.py --pip              # pip requirement lines
+    python3 corpora/packages.py --missing-debian   # names to apt-get install, or nothing
+    python3 corpora/packages.py --pip              # pip requirement lines
 """
 from __future__ import annotations
 
