@@ -1,5 +1,4 @@
-"""The training loop, run as `python -m training train` in subprocesses (their own device set-up),
-plus the optimiser pieces in-process."""
+"""The training loop, run as `python -m training train` in subprocesses (their own device set-up)."""
 import json
 import os
 import shutil
@@ -13,8 +12,7 @@ import pytest
 import tensorflow as tf
 
 from audioshards import shards as shard_format
-from training import optimizer
-from training.config import Config, OptimConfig
+from training.config import Config
 from tests.training.conftest import REPO, run_training
 
 FAST = ["--model", "tiny", "--global-frames", "56", "--local-frames", "26", "--local-views", "2",
@@ -357,57 +355,3 @@ def test_nan_loss_stops_the_run_and_keeps_the_good_checkpoint(two_replica_run, s
     assert checkpoints(run) == [10, 20, 30]
     after = (run / "checkpoints" / "ckpt-30.index").read_bytes(), (run / "encoder" / "encoder.weights.h5").read_bytes()
     assert after == before
-
-
-# --------------------------------------------------------------------------------------------
-# Optimiser pieces
-# --------------------------------------------------------------------------------------------
-
-
-def test_learning_rate_warms_up_to_the_given_peak_then_decays_by_cosine():
-    config = OptimConfig(lr=2e-3, warmup=10, min_lr=0.1)
-    rates = [float(optimizer.learning_rate(s, config, total_steps=110)) for s in range(110)]
-    peak = 2e-3  # --lr itself, whatever the batch
-    assert rates[0] == pytest.approx(peak / 10) and rates[9] == pytest.approx(peak)
-    assert rates[10] == pytest.approx(peak) and rates[60] == pytest.approx(peak * (0.1 + 0.9 * 0.5), rel=1e-4)
-    assert rates[-1] == pytest.approx(peak * 0.1, rel=1e-2) and all(np.diff(rates[10:]) <= 1e-9)
-    assert optimizer.warmup_steps(OptimConfig(warmup=0.1), 1000) == 100
-
-
-def test_adamw_matches_numpy_and_skips_non_finite_updates():
-    config = OptimConfig(weight_decay=0.1)
-    kernel = tf.Variable(np.ones((2, 2), np.float32), name="kernel")
-    embedding = tf.Variable(np.ones((2, 2), np.float32), name="frequency_embedding")
-    bias = tf.Variable(np.ones(2, np.float32), name="bias")
-    adamw = optimizer.AdamW([kernel, embedding, bias], config)
-    assert adamw.decay == [True, False, False]
-    gradient = np.array([[0.5, -1.0], [2.0, 0.0]], np.float32)
-    m = v = np.zeros((2, 2))
-    expected_kernel, expected_embedding = np.ones((2, 2)), np.ones((2, 2))
-    for t in (1, 2):
-        tf.function(lambda: adamw.apply([tf.constant(gradient)] * 2 + [tf.constant(gradient[0])], tf.constant(0.01),
-                                        tf.constant(True)))()
-        m = 0.9 * m + 0.1 * gradient
-        v = 0.999 * v + 0.001 * gradient**2
-        update = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
-        expected_kernel = expected_kernel - 0.01 * (update + 0.1 * expected_kernel)
-        expected_embedding = expected_embedding - 0.01 * update
-    np.testing.assert_allclose(kernel.numpy(), expected_kernel, rtol=1e-5)
-    np.testing.assert_allclose(embedding.numpy(), expected_embedding, rtol=1e-5)
-    snapshot = [kernel.numpy(), adamw.m[0].numpy(), int(adamw.updates.numpy())]
-    tf.function(lambda: adamw.apply([tf.constant(gradient * np.nan)] * 2 + [tf.constant(gradient[0])],
-                                    tf.constant(0.01), tf.constant(False)))()
-    np.testing.assert_array_equal(kernel.numpy(), snapshot[0])
-    np.testing.assert_array_equal(adamw.m[0].numpy(), snapshot[1])
-    assert int(adamw.updates.numpy()) == snapshot[2]
-
-
-def test_fp16_loss_scale_halves_on_overflow_and_grows_after_good_steps():
-    scale = optimizer.LossScale(enabled=True, initial=1024.0, period=3)
-    update = tf.function(lambda finite: scale.update(finite))
-    update(tf.constant(False))
-    assert float(scale.scale.numpy()) == 512.0
-    for _ in range(3):
-        update(tf.constant(True))
-    assert float(scale.scale.numpy()) == 1024.0 and int(scale.good_steps.numpy()) == 0
-    assert float(optimizer.LossScale(enabled=False).scale.numpy()) == 1.0
