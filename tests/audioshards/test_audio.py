@@ -9,23 +9,16 @@ import pytest
 from audioshards.audio import (KILL_GRACE_S, ClipSettings, DecodeError, DecodeRequest, FfmpegTimeout, SourceTooLong,
                             UnusableAudio, decode, decode_many, make_clips)
 from audioshards.spectrogram import DEFAULT_CONFIG
+from tests.signals import write_tone
 
 RATE = DEFAULT_CONFIG.sample_rate
 CLIP = DEFAULT_CONFIG.clip_samples
-
-
-def ffmpeg_tone(path, seconds, *, rate=16_000, channels=1, frequency=1_000, codec_args=()):
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-         f"sine=frequency={frequency}:sample_rate={rate}:duration={seconds}",
-         "-ac", str(channels), *codec_args, str(path)],
-        check=True,
-    )
-    return str(path)
+#: The tone files' rate unless a test says otherwise: not the shards' rate, so decoding resamples.
+SOURCE_RATE = 16_000
 
 
 def test_decode_resamples_and_duplicates_mono(tmp_path):
-    audio = decode(DecodeRequest(ffmpeg_tone(tmp_path / "mono.wav", 2.0)), DEFAULT_CONFIG)
+    audio = decode(DecodeRequest(write_tone(tmp_path / "mono.wav", 2.0, rate=SOURCE_RATE)), DEFAULT_CONFIG)
     assert audio.dtype == np.float32 and audio.shape[1] == 2
     assert abs(audio.shape[0] - 2 * RATE) <= 2
     np.testing.assert_array_equal(audio[:, 0], audio[:, 1])
@@ -34,7 +27,7 @@ def test_decode_resamples_and_duplicates_mono(tmp_path):
 
 
 def test_decode_downmixes_six_channels_and_cuts_a_range(tmp_path):
-    path = ffmpeg_tone(tmp_path / "six.flac", 5.0, rate=48_000, channels=6)
+    path = write_tone(tmp_path / "six.flac", 5.0, rate=48_000, channels=6)
     audio = decode(DecodeRequest(path, start_s=1.0, duration_s=2.5), DEFAULT_CONFIG)
     assert audio.shape == (int(2.5 * RATE), 2)
 
@@ -48,7 +41,7 @@ def test_corrupt_file_is_a_decode_error(tmp_path):
 
 
 def test_one_process_decodes_a_batch_and_errors_stay_with_their_file(tmp_path):
-    good = [ffmpeg_tone(tmp_path / f"t{i}.flac", 1.0 + i, frequency=300 * (i + 1)) for i in range(3)]
+    good = [write_tone(tmp_path / f"t{i}.flac", 1.0 + i, frequency=300 * (i + 1), rate=SOURCE_RATE) for i in range(3)]
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF" + bytes(range(256)) * 40)
     requests = [DecodeRequest(good[0]), DecodeRequest(good[1], start_s=0.5, duration_s=1.0), DecodeRequest(good[2])]
@@ -107,13 +100,13 @@ def dominant_hz(audio):
 
 
 def test_decoded_length_is_capped_and_a_longer_source_is_too_long(tmp_path):
-    path = ffmpeg_tone(tmp_path / "long.flac", 30.0)
+    path = write_tone(tmp_path / "long.flac", 30.0, rate=SOURCE_RATE)
     with pytest.raises(SourceTooLong) as error:
         decode(DecodeRequest(path), DEFAULT_CONFIG, max_seconds=12.0)
     assert (error.value.reason, error.value.permanent) == ("too_long", True)
     assert str(error.value) == "the source is longer than 12 s (--max-seconds)"
     # A CSV's end time of 1e300 asks for the whole file: too long as well, never cut at the cap.
-    short = ffmpeg_tone(tmp_path / "short.flac", 2.0)
+    short = write_tone(tmp_path / "short.flac", 2.0, rate=SOURCE_RATE)
     batch = decode_many([DecodeRequest(path, duration_s=1e300), DecodeRequest(path), DecodeRequest(short)],
                         DEFAULT_CONFIG, max_seconds=12.0)
     assert [type(result).__name__ for result in batch] == ["SourceTooLong", "SourceTooLong", "ndarray"]
@@ -133,7 +126,7 @@ def test_decoded_length_is_capped_and_a_longer_source_is_too_long(tmp_path):
 def test_a_fifo_that_blocks_ffmpeg_is_killed_and_is_a_transient_timeout(tmp_path):
     fifo = tmp_path / "x.wav"
     os.mkfifo(fifo)  # ffmpeg blocks in open(), where SIGTERM does not stop it
-    good = ffmpeg_tone(tmp_path / "good.flac", 1.0)
+    good = write_tone(tmp_path / "good.flac", 1.0, rate=SOURCE_RATE)
     started = time.monotonic()
     with pytest.raises(FfmpegTimeout) as error:
         decode(DecodeRequest(str(fifo)), DEFAULT_CONFIG, timeout_s=1.0)
@@ -153,14 +146,14 @@ def test_a_playlist_named_wav_does_not_read_the_files_it_lists(tmp_path):
     """An 87-byte HLS playlist named .wav, pointing at another local media file: ffmpeg picks the
     demuxer from the content, and would decode the other file's audio into the shards."""
     (tmp_path / "private").mkdir()
-    secret = ffmpeg_tone(tmp_path / "private" / "secret.flac", 3.0, frequency=440)
+    secret = write_tone(tmp_path / "private" / "secret.flac", 3.0, frequency=440, rate=SOURCE_RATE)
     playlist = tmp_path / "innocent.wav"
     playlist.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.000000,\nprivate/secret.flac\n#EXT-X-ENDLIST\n")
     assert len(playlist.read_bytes()) == 87 and os.path.exists(secret)
     with pytest.raises(DecodeError) as error:
         decode(DecodeRequest(str(playlist)), DEFAULT_CONFIG)
     assert "not on whitelist" in str(error.value) and error.value.reason == "decode_error"
-    good = ffmpeg_tone(tmp_path / "good.flac", 1.0)
+    good = write_tone(tmp_path / "good.flac", 1.0, rate=SOURCE_RATE)
     batch = decode_many([DecodeRequest(good), DecodeRequest(str(playlist))], DEFAULT_CONFIG)
     assert isinstance(batch[1], DecodeError) and batch[0].shape == (RATE, 2)
 
@@ -170,8 +163,8 @@ def test_file_names_that_look_like_urls_are_files(name, tmp_path, monkeypatch):
     """With --audio-dir ., ffmpeg would get bare names: "concat:other.wav" would decode other.wav,
     "http:..." would connect."""
     monkeypatch.chdir(tmp_path)
-    ffmpeg_tone(tmp_path / "other.wav", 2.0, frequency=440)
-    ffmpeg_tone(tmp_path / "tone.wav", 2.0, frequency=1_500)
+    write_tone(tmp_path / "other.wav", 2.0, frequency=440, rate=SOURCE_RATE)
+    write_tone(tmp_path / "tone.wav", 2.0, frequency=1_500, rate=SOURCE_RATE)
     os.rename(tmp_path / "tone.wav", tmp_path / name)
     audio = decode(DecodeRequest(name), DEFAULT_CONFIG)
     assert abs(audio.shape[0] - 2 * RATE) <= 2

@@ -7,6 +7,7 @@ import scipy.signal
 from audioshards.spectrogram import (
     DEFAULT_CONFIG, SpectrogramConfig, analysis_window, log_mel, mel_filterbank, mel_triangles, nonzero_band,
 )
+from tests.signals import dithered, noise, sine, times, white_noise
 
 
 def librosa_log_mel(channel: np.ndarray, config: SpectrogramConfig = DEFAULT_CONFIG) -> np.ndarray:
@@ -28,19 +29,18 @@ def test_shape_is_mel_frames_channels():
 def test_matches_librosa_within_a_hundredth_of_a_db(signal):
     # Tones over 16-bit dither span ~120 dB: the case a float32 FFT gets wrong (see the module).
     rng = np.random.default_rng(1)
-    t = np.arange(DEFAULT_CONFIG.clip_samples) / DEFAULT_CONFIG.sample_rate
+    t = times(DEFAULT_CONFIG.clip_seconds, DEFAULT_CONFIG.sample_rate)
     if signal == "tones":
-        left = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3_000 * t)
-        right = 0.3 * np.sin(2 * np.pi * 97 * t)
+        left = sine(t, 440, 0.5) + sine(t, 3_000, 0.2)
+        right = sine(t, 97, 0.3)
     elif signal == "noise":
-        left, right = rng.standard_normal((2, t.size)) * 0.1
+        left, right = noise(rng, (2, t.size), 0.1)
     elif signal == "chirp_with_silence":
-        left = 0.4 * np.sin(2 * np.pi * (100 + 500 * t) * t) * (t > 2)
+        left = sine(t, 100 + 500 * t, 0.4) * (t > 2)
         right = left[::-1].copy()
     else:
-        left, right = rng.standard_normal((2, t.size)) * 1e-4
-    audio = np.stack([left, right], axis=1) + rng.standard_normal((t.size, 2)) / 32_768
-    audio = audio.astype(np.float32)
+        left, right = noise(rng, (2, t.size), 1e-4)
+    audio = dithered(left, right, rng)
     ours = log_mel(audio)
     assert ours.shape == (256, 235, 2) and ours.dtype == np.float32
     for channel in range(2):
@@ -72,7 +72,7 @@ def test_window_is_scipys_periodic_hann():
 
 
 def test_other_lengths_and_mono():
-    audio = np.random.default_rng(0).standard_normal((20_480, 1)).astype(np.float32)
+    audio = white_noise(20_480, 1, seed=0)
     ours = log_mel(audio)
     assert ours.shape == (256, 1 + 20_480 // 2048, 1)
     np.testing.assert_allclose(ours[..., 0], librosa_log_mel(audio[:, 0]), atol=0.01, rtol=0)

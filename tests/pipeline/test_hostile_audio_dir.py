@@ -7,23 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.signals import write_tone
+
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def tone(path: Path, seconds: float, frequency: int) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency={frequency}:sample_rate=48000:duration={seconds}", str(path)], check=True)
 
 
 def test_a_hostile_audio_dir_given_as_dot(tmp_path):
     audio = tmp_path / "audio"
     (audio / "private").mkdir(parents=True)
-    tone(audio / "private" / "secret.flac", 12.0, 440)  # what the playlist points at
+    write_tone(audio / "private" / "secret.flac", 12.0, frequency=440)  # what the playlist points at
     (audio / "innocent.wav").write_text(
         "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.000000,\nprivate/secret.flac\n#EXT-X-ENDLIST\n")
-    tone(audio / "good.wav", 10.0, 1000)
-    tone(audio / "concat:good.wav", 10.0, 2000)  # a file, not "concat the file good.wav"
-    tone(audio / "long.flac", 30.0, 500)
+    write_tone(audio / "good.wav", 10.0, frequency=1000)
+    write_tone(audio / "concat:good.wav", 10.0, frequency=2000)  # a file, not "concat the file good.wav"
+    write_tone(audio / "long.flac", 30.0, frequency=500)
     out = tmp_path / "shards"
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "--audio-dir", ".", "--split", "train", "--out", str(out),

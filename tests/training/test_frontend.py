@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from audioshards.audio import ClipSettings, make_clips
 from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
+from tests.signals import dithered, noise, sine, times, white_noise
 from training.frontend import LogMelFrontEnd, as_stereo, clip_windows
 
 RATE = DEFAULT_CONFIG.sample_rate
@@ -12,11 +13,8 @@ RATE = DEFAULT_CONFIG.sample_rate
 
 def dithered_tones(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    left = 0.5 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 5_000 * t)
-    right = 0.2 * rng.standard_normal(t.size) * (t > 3)
-    audio = np.stack([left, right], axis=1) + rng.standard_normal((t.size, 2)) / 32_768
-    return audio.astype(np.float32)
+    t = times(seconds, RATE)
+    return dithered(sine(t, 440, 0.5) + sine(t, 5_000, 0.1), noise(rng, t.size, 0.2) * (t > 3), rng)
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -34,7 +32,7 @@ def test_tensorflow_front_end_equals_numpy_within_a_hundredth_of_a_db(compiled):
 @pytest.mark.parametrize("mode", ["loop", "pad"])
 def test_clip_windows_follow_the_pipeline_rules(seconds, mode):
     settings = ClipSettings(short_sources=mode)
-    audio = np.random.default_rng(1).standard_normal((int(seconds * RATE), 2)).astype(np.float32)
+    audio = white_noise(int(seconds * RATE), 2, seed=1)
     expected = np.stack(make_clips(audio, DEFAULT_CONFIG, settings))
     np.testing.assert_array_equal(clip_windows(tf.constant(audio), DEFAULT_CONFIG, settings).numpy(), expected)
 

@@ -1,12 +1,12 @@
 """The linear probe: shards (multi-label, mAP/AUC) and labelled audio (accuracy), with baselines."""
 import argparse
 import json
-import subprocess
 
 import keras
 import numpy as np
 import pytest
 
+from tests.signals import write_silence, write_tone
 from training.config import Config
 from training.export import export_encoder
 from training.model import build_models
@@ -49,9 +49,8 @@ def test_shards_probe_reports_map_and_auc_for_every_feature_set(run_dir, shard_d
     assert again["results"] == report["results"]  # seeded
 
 
-def tone(path, frequency, seconds=3.0):
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency={frequency}:sample_rate=22050:duration={seconds}", str(path)], check=True)
+#: The labelled audio's rate: not the shards' rate, so the probe resamples.
+AUDIO_RATE = 22_050
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def labelled_audio(tmp_path_factory):
     for label, base in (("low", 200), ("high", 3000)):
         (root / label).mkdir()
         for index in range(6):
-            tone(root / label / f"{index}.wav", base + 37 * index, seconds=3.0 + index * 2.5)
+            write_tone(root / label / f"{index}.wav", 3.0 + index * 2.5, frequency=base + 37 * index, rate=AUDIO_RATE)
             rows.append(f"{label}/{index}.wav,{label},{index % 3}")
     (root / "meta.csv").write_text("\n".join(rows) + "\n")
     return root
@@ -86,7 +85,7 @@ def test_audio_csv_with_folds_is_validated_leave_one_fold_out(run_dir, labelled_
 
 def test_bad_labelled_audio_is_refused_with_a_reason(tmp_path):
     (tmp_path / "only").mkdir()
-    tone(tmp_path / "only" / "a.wav", 440)
+    write_tone(tmp_path / "only" / "a.wav", 3.0, frequency=440, rate=AUDIO_RATE)
     with pytest.raises(ValueError, match="at least two classes"):
         read_labelled_audio(str(tmp_path))
     (tmp_path / "bad.csv").write_text("file,class\na.wav,x\n")
@@ -103,8 +102,7 @@ def test_logmel_statistics_are_band_means_and_deviations():
 
 def test_silent_and_corrupt_files_are_skipped_and_named_not_fatal(run_dir, labelled_audio, tmp_path):
     rows = (labelled_audio / "meta.csv").read_text().splitlines()
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "anullsrc=r=22050:cl=mono", "-t", "3", str(tmp_path / "silent.wav")], check=True)
+    write_silence(tmp_path / "silent.wav", 3, rate=AUDIO_RATE)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF not really a wave file")
     table = [rows[0]] + [f"{labelled_audio}/{row}" for row in rows[1:]]
     table += [f"{tmp_path}/silent.wav,low,0", f"{tmp_path}/corrupt.wav,high,1"]

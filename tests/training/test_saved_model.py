@@ -12,6 +12,7 @@ from audioshards.audio import ClipSettings, make_clips
 from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 from training.export import load_encoder, normalisation
 from training.saved_model import export_saved_model
+from tests.signals import noise, sine, times
 from tests.training.test_probe import run_dir  # noqa: F401  (the fixture: an exported tiny encoder)
 
 RATE = DEFAULT_CONFIG.sample_rate
@@ -19,9 +20,9 @@ RATE = DEFAULT_CONFIG.sample_rate
 
 def waveform(seconds: float, channels: int = 2, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    tone = 0.3 * np.sin(2 * np.pi * 523.25 * t) * (1 + np.sin(2 * np.pi * 0.7 * t))
-    audio = np.stack([tone + 0.01 * rng.standard_normal(t.size) for _ in range(channels)], axis=1)
+    t = times(seconds, RATE)
+    tone = sine(t, 523.25, 0.3) * (1 + sine(t, 0.7))
+    audio = np.stack([tone + noise(rng, t.size, 0.01) for _ in range(channels)], axis=1)
     return audio.astype(np.float32)
 
 
