@@ -9,7 +9,8 @@ Decisions:
   and keeping all chunks of one segment in one shard lets the job group segments by shard before
   any audio is fetched (bounded memory). The hash is BLAKE2b, stable across processes
   and Python versions (``hash()`` is salted per process).
-- Files go through ``tf.io.gfile`` so ``gs://`` and other remote file systems work as local paths.
+- Files go through :mod:`audioshards.storage` (``tf.io.gfile`` for ``gs://`` and other remote file
+  systems) and are framed and encoded by :mod:`audioshards.tfrecord`, without importing TensorFlow.
 - A shard is written to ``<name>.tmp-<random>`` and renamed, so readers never see half a shard.
 - Two jobs (train and eval) may share one directory at the same time: each split's manifest entry
   is first written to its own ``manifest-<split>.json``, and ``manifest.json`` is then rebuilt from
@@ -29,9 +30,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from audioshards import storage
+from audioshards import storage, tfrecord
 from audioshards.spectrogram import FORMAT_VERSION, SpectrogramConfig
-from audioshards.storage import write_json_atomic, write_text_atomic  # noqa: F401 (pipeline.job writes through shards)
+from audioshards.storage import write_json_atomic
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -105,29 +106,23 @@ class ClipExample:
     logmel: np.ndarray  # [mel, frames, channels] float16
 
     def serialize(self) -> bytes:
-        import tensorflow as tf  # lazy: workers that never write examples skip the import
-
-        logmel = np.ascontiguousarray(self.logmel, dtype="<f2")
-        feature = {
-            "logmel": _bytes_feature(logmel.tobytes()),
-            "clip_id": _bytes_feature(self.clip_id.encode("utf-8")),
-            "ytid": _bytes_feature(self.ytid.encode("utf-8")),
-            "start_s": tf.train.Feature(float_list=tf.train.FloatList(value=[self.start_s])),
-            "end_s": tf.train.Feature(float_list=tf.train.FloatList(value=[self.end_s])),
-            "chunk": tf.train.Feature(int64_list=tf.train.Int64List(value=[self.chunk])),
-            "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=list(self.labels))),
-        }
-        example = tf.train.Example(features=tf.train.Features(feature=feature))
+        """The ``tf.train.Example`` record (deterministic bytes: a re-run writes identical shards)."""
+        example = tfrecord.example_message()()
+        feature = example.features.feature
+        feature["logmel"].bytes_list.value.append(np.ascontiguousarray(self.logmel, dtype="<f2").tobytes())
+        feature["clip_id"].bytes_list.value.append(self.clip_id.encode("utf-8"))
+        feature["ytid"].bytes_list.value.append(self.ytid.encode("utf-8"))
+        feature["start_s"].float_list.value.append(self.start_s)
+        feature["end_s"].float_list.value.append(self.end_s)
+        feature["chunk"].int64_list.value.append(self.chunk)
+        feature["labels"].int64_list.value.extend(self.labels)
         return example.SerializeToString(deterministic=True)
 
     @classmethod
     def parse(cls, record: bytes, shape: Sequence[int]) -> "ClipExample":
         """Decode one serialised example (for tests, tools and the probe; the trainer parses
         batches in tf.data instead)."""
-        import tensorflow as tf
-
-        example = tf.train.Example.FromString(record)
-        feature = example.features.feature
+        feature = tfrecord.example_message().FromString(record).features.feature
         logmel = np.frombuffer(feature["logmel"].bytes_list.value[0], dtype="<f2").reshape(shape)
         return cls(
             clip_id=feature["clip_id"].bytes_list.value[0].decode("utf-8"),
@@ -138,12 +133,6 @@ class ClipExample:
             labels=tuple(int(v) for v in feature["labels"].int64_list.value),
             logmel=logmel,
         )
-
-
-def _bytes_feature(value: bytes):
-    import tensorflow as tf
-
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def feature_spec() -> dict[str, Any]:
@@ -162,20 +151,17 @@ def feature_spec() -> dict[str, Any]:
 
 
 def read_examples(path: str, shape: Sequence[int]) -> list[ClipExample]:
-    """All examples of one shard file, in file order."""
-    import tensorflow as tf
-
-    return [ClipExample.parse(record.numpy(), shape) for record in tf.data.TFRecordDataset(path)]
+    """All examples of one shard file, in file order (checksums verified: RecordError)."""
+    with storage.open_read(path) as handle:
+        return [ClipExample.parse(record, shape) for record in tfrecord.iter_records(handle)]
 
 
 def write_shard(path: str, records: Iterable[bytes]) -> int:
     """Write serialised records to ``path`` atomically; returns the record count."""
-    import tensorflow as tf
-
     count = 0
-    with storage.atomic_target(path) as temporary, tf.io.TFRecordWriter(temporary) as writer:
+    with storage.atomic_target(path) as temporary, storage.open_write(temporary) as handle:
         for record in records:
-            writer.write(record)
+            handle.write(tfrecord.frame(record))
             count += 1
     return count
 
@@ -237,13 +223,10 @@ def split_manifest_path(directory: str, split: str) -> str:
 def _load_manifest_file(path: str) -> dict[str, Any] | None:
     """A manifest file as a dict, None if it does not exist; ManifestError names the file and
     the problem (a JSON decode error alone names neither)."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
+    if not storage.exists(path):
         return None
     try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            value = json.loads(handle.read().decode("utf-8"))
+        value = json.loads(storage.read_bytes(path).decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ManifestError(f"{path}: not UTF-8 text ({error}); delete it and run the job of each split again") from None
     except json.JSONDecodeError as error:

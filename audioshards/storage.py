@@ -15,9 +15,11 @@ import glob as _glob
 import json
 import os
 import random
+import shutil
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 
 def is_remote(path: str) -> bool:
@@ -43,20 +45,70 @@ def exists(path: str) -> bool:
 
 
 def remove(path: str) -> None:
-    """Removes a file if it exists."""
+    """Removes a file if it exists (also when another process removed it first)."""
     if not is_remote(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
     elif gfile().exists(path):
-        gfile().remove(path)
+        try:
+            gfile().remove(path)
+        except Exception as error:  # tf.errors.NotFoundError: gone meanwhile
+            if type(error).__name__ != "NotFoundError":
+                raise
 
 
 def read_bytes(path: str) -> bytes:
-    if is_remote(path):
-        with gfile().GFile(path, "rb") as handle:
-            return handle.read()
-    with open(path, "rb") as handle:
+    """A whole file's bytes; FileNotFoundError if it does not exist."""
+    with open_read(path) as handle:
         return handle.read()
+
+
+def open_read(path: str) -> BinaryIO:
+    """A binary file open for reading; FileNotFoundError names a missing one (gfile would fail
+    only at the first read)."""
+    if not is_remote(path):
+        return open(path, "rb")
+    if not gfile().exists(path):
+        raise FileNotFoundError(path)
+    return gfile().GFile(path, "rb")
+
+
+def open_write(path: str) -> BinaryIO:
+    """A binary file open for writing (use under :func:`atomic_target`)."""
+    return gfile().GFile(path, "wb") if is_remote(path) else open(path, "wb")
+
+
+def makedirs(directory: str) -> None:
+    if is_remote(directory):
+        gfile().makedirs(directory)
+    else:
+        os.makedirs(directory, exist_ok=True)
+
+
+def listdir(directory: str) -> list[str]:
+    """Sorted names of the entries of ``directory``."""
+    return sorted(gfile().listdir(directory) if is_remote(directory) else os.listdir(directory))
+
+
+def age_s(path: str) -> float | None:
+    """Seconds since ``path`` was last modified; None if it is gone."""
+    try:
+        modified = gfile().stat(path).mtime_nsec / 1e9 if is_remote(path) else os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # tf.errors.NotFoundError, without importing TensorFlow to name it
+        if type(error).__name__ == "NotFoundError":
+            return None
+        raise
+    return time.time() - modified
+
+
+def copy(source: str, target: str) -> None:
+    """Copies a file between any two file systems (overwriting ``target``)."""
+    if is_remote(source) or is_remote(target):
+        gfile().copy(source, target, overwrite=True)
+    else:
+        shutil.copyfile(source, target)
 
 
 def glob(pattern: str) -> list[str]:
@@ -65,16 +117,26 @@ def glob(pattern: str) -> list[str]:
 
 
 def list_files(directory: str, suffixes: Iterable[str]) -> list[str]:
-    """Files under local ``directory`` (recursively) whose lower-case suffix is one of
+    """Files under ``directory`` (recursively; local or remote) whose lower-case suffix is one of
     ``suffixes``, as sorted POSIX paths relative to it. Raises NotADirectoryError."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise NotADirectoryError(directory)
     wanted = frozenset(suffixes)
+    if is_remote(directory):
+        root = directory.rstrip("/")
+        if not gfile().isdir(root):
+            raise NotADirectoryError(directory)
+        found = []
+        for folder, _, files in gfile().walk(root):
+            prefix = folder.rstrip("/")[len(root):].strip("/")
+            found.extend(f"{prefix}/{name}" if prefix else name for name in files
+                         if os.path.splitext(name)[1].lower() in wanted)
+        return sorted(found)
+    local_root = Path(directory)
+    if not local_root.is_dir():
+        raise NotADirectoryError(directory)
     found = []
-    for folder, subfolders, files in os.walk(root):
+    for folder, subfolders, files in os.walk(local_root):
         subfolders.sort()
-        found.extend((Path(folder) / name).relative_to(root).as_posix() for name in files
+        found.extend((Path(folder) / name).relative_to(local_root).as_posix() for name in files
                      if Path(name).suffix.lower() in wanted)
     return sorted(found)
 
@@ -101,14 +163,9 @@ def atomic_target(path: str, *, tag: str = "") -> Iterator[str]:
 
 def write_bytes_atomic(path: str, data: bytes, *, tag: str = "") -> None:
     """Write a whole file under a temporary name, then rename it into place."""
-    with atomic_target(path, tag=tag) as temporary:
-        if is_remote(temporary):
-            with gfile().GFile(temporary, "wb") as handle:
-                handle.write(data)
-                handle.flush()  # GFile creates nothing for an empty write without it
-        else:
-            with open(temporary, "wb") as handle:
-                handle.write(data)
+    with atomic_target(path, tag=tag) as temporary, open_write(temporary) as handle:
+        handle.write(data)
+        handle.flush()  # GFile creates nothing for an empty write without it
 
 
 def write_text_atomic(path: str, text: str, *, tag: str = "") -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from audioshards import shards
+from audioshards import shards, storage
 from audioshards.spectrogram import DEFAULT_CONFIG
 from training.data import open_shards, parse_batch, train_stream
 
@@ -63,7 +63,7 @@ def write_data(directory: Path, examples: int, num_shards: int, npy_copy: bool =
     mean, std = stats.mean_std()
     manifest["splits"]["train"] = {"shards": entries, "examples": examples, "band_mean": mean, "band_std": std,
                                    "failures": {}}
-    shards.write_json_atomic(shards.manifest_path(str(directory)), manifest)
+    storage.write_json_atomic(shards.manifest_path(str(directory)), manifest)
 
 
 def examples_per_second(iterator, batches: int, batch: int) -> float:

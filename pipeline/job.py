@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import time
 from typing import Any, Iterable, Iterator
@@ -33,7 +34,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from audioshards import shards
+from audioshards import shards, storage
 from audioshards.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
 from pipeline.config import JobConfig
 from pipeline.fetch import Failure, FetchResult, fetch_segment
@@ -300,7 +301,7 @@ def segment_audio(items: list[FetchedSegment], config: JobConfig) -> list[np.nda
     it under ``<ytid>.wav``: it is decoded again whole. This replaces a probe of every file.
     """
     with tempfile.TemporaryDirectory(prefix="mygo-remote-") as scratch:
-        items = [local_copy(item, scratch) for item in items]
+        items = [local_copy(item, f"{scratch}/{index}") for index, item in enumerate(items)]
         requests = [decode_request(item) for item in items]
         audio = decode_many(requests, config.spectrogram, **decode_limits(config))
         for index, (item, request) in enumerate(zip(items, requests)):
@@ -319,14 +320,14 @@ def decode_limits(config: JobConfig) -> dict[str, float]:
 
 
 def local_copy(item: FetchedSegment, scratch: str) -> FetchedSegment:
-    """ffmpeg reads local files: a cache entry on gs:// (or another remote file system) is copied
-    to ``scratch`` first (an m4a with its index at the end cannot be read from a pipe)."""
-    if "://" not in item.path:
+    """ffmpeg reads local files: a cache entry or an --audio-dir file on gs:// (or another remote
+    file system) is copied into the folder ``scratch`` first (an m4a with its index at the end
+    cannot be read from a pipe). One folder per item: two files of an --audio-dir may share a name."""
+    if not storage.is_remote(item.path):
         return item
-    import tensorflow as tf
-
-    local = f"{scratch}/{item.path.rsplit('/', 1)[-1]}"
-    tf.io.gfile.copy(item.path, local, overwrite=True)
+    os.makedirs(scratch, exist_ok=True)
+    local = os.path.join(scratch, item.path.rsplit("/", 1)[-1])
+    storage.copy(item.path, local)
     return dataclasses.replace(item, path=local)
 
 
@@ -434,7 +435,7 @@ def write_manifest(
         reasons[failure["reason"]] = reasons.get(failure["reason"], 0) + 1
     out = config.out.rstrip("/")
     failures_name = shards.failures_file_name(config.split)
-    shards.write_text_atomic(f"{out}/{failures_name}", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures),
+    storage.write_text_atomic(f"{out}/{failures_name}", "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures),
                              tag=config.split)
 
     entry = {

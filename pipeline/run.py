@@ -6,7 +6,6 @@ import platform
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,8 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
     only those: the other split's job may be running on the same directory, its temporaries about
     to be renamed into place (untagged manifest temporaries of older versions go after an hour).
     """
-    import tensorflow as tf
-
     out = config.out.rstrip("/")
-    tf.io.gfile.makedirs(out)
+    storage.makedirs(out)
     labels = load_vocabulary(config.labels).to_manifest()
     clips = config.clips.to_dict()
     manifest = shards.read_manifest(out)
@@ -41,12 +38,9 @@ def prepare_output(config: JobConfig, num_shards: int) -> None:
                                   tag=config.split)
     else:
         shards.check_compatible(manifest, config.spectrogram, directory=out, labels=labels, clips=clips)
-    for name in sorted(tf.io.gfile.listdir(out)):
+    for name in storage.listdir(out):
         if shards.is_own_debris(name, config.split) or _old_untagged_manifest_temporary(f"{out}/{name}"):
-            try:
-                tf.io.gfile.remove(f"{out}/{name}")
-            except tf.errors.NotFoundError:
-                pass  # renamed or removed meanwhile
+            storage.remove(f"{out}/{name}")  # gone meanwhile (renamed or removed) is fine
             continue
         parsed = shards.parse_shard_file_name(name)
         if parsed and parsed[0] == config.split and parsed[2] != num_shards:
@@ -63,14 +57,10 @@ _UNTAGGED_MANIFEST_TEMPORARY = re.compile(r"^manifest\.json\.tmp-[0-9a-f]{32}$")
 def _old_untagged_manifest_temporary(path: str, max_age_s: float = 3600.0) -> bool:
     """A manifest.json temporary without a split tag (written by an older version) and older than
     ``max_age_s``: no running job still renames it."""
-    import tensorflow as tf
-
     if not _UNTAGGED_MANIFEST_TEMPORARY.match(path.rsplit("/", 1)[-1]):
         return False
-    try:
-        return time.time() - tf.io.gfile.stat(path).mtime_nsec / 1e9 > max_age_s
-    except tf.errors.NotFoundError:
-        return False
+    age = storage.age_s(path)
+    return age is not None and age > max_age_s
 
 
 def software_versions() -> dict[str, str]:

@@ -18,7 +18,6 @@ import hashlib
 import io
 import logging
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -245,20 +244,13 @@ def _physical_lines(handle: Any, offset: int, line: int) -> Iterator[tuple[int, 
 
 
 def _open_binary(path: str) -> Any:
-    """A seekable binary file: the built-in one for local paths, tf.io.gfile's for gs:// and
-    other remote file systems."""
-    if not storage.is_remote(path):
-        try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            raise SegmentError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise SegmentError(f"{path}: a directory, not a CSV file") from None
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(path):
-        raise SegmentError(f"{path}: no such file")
-    return tf.io.gfile.GFile(path, "rb")
+    """A seekable binary file (local, or gs:// and other remote file systems through storage)."""
+    try:
+        return storage.open_read(path)
+    except FileNotFoundError:
+        raise SegmentError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SegmentError(f"{path}: a directory, not a CSV file") from None
 
 
 def _check_text(path: str, head: bytes) -> None:
@@ -300,20 +292,15 @@ def _seconds(text: str, what: str) -> float:
 
 
 def _read_text(path: str) -> str:
-    import tensorflow as tf  # gfile reads gs:// as well as local paths
-
-    if not tf.io.gfile.exists(path):
-        raise SegmentError(f"{path}: no such file")
-    with tf.io.gfile.GFile(path, "rb") as handle:
-        data = handle.read()
-    return data.decode("utf-8-sig")
+    try:
+        return storage.read_bytes(path).decode("utf-8-sig")
+    except FileNotFoundError:
+        raise SegmentError(f"{path}: no such file") from None
 
 
 def file_sha256(path: str) -> str:
-    import tensorflow as tf
-
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as handle:
+    with storage.open_read(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -339,7 +326,7 @@ def directory_segments(directory: str) -> list[Segment]:
 
 
 def directory_segment(directory: str, relative: str) -> Segment:
-    return Segment(ytid=relative, start_s=0.0, end_s=None, path=str(Path(directory) / relative), precut=True)
+    return Segment(ytid=relative, start_s=0.0, end_s=None, path=storage.join(directory, relative), precut=True)
 
 
 @functools.lru_cache(maxsize=2)
@@ -377,7 +364,7 @@ def match_local_files(segments: Iterable[Segment], directory: str) -> tuple[list
         for candidate, rest in ((stem[:11], stem[11:]), (stem[1:12], stem[12:]) if stem.startswith("Y") else ("", "")):
             if candidate not in wanted:
                 continue
-            path = str(Path(directory) / relative)
+            path = storage.join(directory, relative)
             if rest == "":
                 whole.setdefault(candidate, path)
             elif rest[0] in "_-" and (match := _LOCAL_NAME.match(rest[1:])):

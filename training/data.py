@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import struct
 from typing import Any
 
-import crcmod.predefined
 import tensorflow as tf
 
-from audioshards import shards as shard_format
+from audioshards import shards as shard_format, tfrecord
 from audioshards.spectrogram import SpectrogramConfig
 from training import rng
 
@@ -113,15 +111,6 @@ def open_shards(directory: str, split: str = "train", spectrogram: SpectrogramCo
 # --------------------------------------------------------------------------------------------
 
 
-# crcmod comes with apache-beam[tfrecord]; TFRecord masks the CRC-32C of each length field.
-_crc32c = crcmod.predefined.mkPredefinedCrcFun("crc-32c")
-
-
-def _masked_crc32c(data: bytes) -> int:
-    crc = _crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def verify_shard(path: str, expected_examples: int | None = None) -> str | None:
     """None if the TFRecord framing of `path` is whole, else what is wrong.
 
@@ -135,13 +124,14 @@ def verify_shard(path: str, expected_examples: int | None = None) -> str | None:
     records, offset = 0, 0
     with tf.io.gfile.GFile(path, "rb") as handle:
         while offset < size:
-            header = handle.read(12)
-            if len(header) < 12:
+            header = handle.read(tfrecord.HEADER_BYTES)
+            if len(header) < tfrecord.HEADER_BYTES:
                 return f"truncated: a record header at byte {offset} is cut off (file has {size} bytes)"
-            length, length_crc = struct.unpack("<QI", header)
-            if _masked_crc32c(header[:8]) != length_crc:
-                return f"corrupt: bad length checksum of record {records} at byte {offset}"
-            end = offset + 12 + length + 4
+            try:
+                length = tfrecord.read_length(header, offset, records)
+            except tfrecord.RecordError as error:
+                return str(error)
+            end = offset + tfrecord.HEADER_BYTES + length + tfrecord.FOOTER_BYTES
             if end > size:
                 return (f"truncated: record {records} at byte {offset} needs {end} bytes, the file has {size}")
             handle.seek(end)
