@@ -24,10 +24,12 @@ setup(
     # Commands named like tools; `python -m pipeline` and `python -m training` stay the same programs.
     entry_points={"console_scripts": ["mygo-shards = pipeline.__main__:main",
                                       "mygo-train = training.__main__:main"]},
-    # The shard contract (audioshards): what both roles need. TensorFlow is here because the shard
-    # format is tf.train.Example in TFRecord files, read and written through tf.io.
+    # The shard contract (audioshards): what both roles need. TensorFlow is here for tf.io.gfile
+    # (gs:// paths) and the trainer; shards themselves are written without importing it
+    # (audioshards/tfrecord.py: protobuf, which TensorFlow brings, and crcmod's CRC-32C).
     install_requires=[
         TENSORFLOW,
+        "crcmod>=1.7",
         "ffmpeg-python==0.2.0",
         "librosa==0.11.0",
         "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
@@ -50,9 +52,6 @@ setup(
         ],
         # The trainer (python -m training): training, probe, export, pictures.
         "train": [
-            # The shard check (training/data.py) computes TFRecord's masked CRC-32C itself;
-            # TensorFlow does not expose it. Beam brings crcmod to the pipeline role.
-            "crcmod>=1.7",
             "pandas>=2.2",  # the probe's labelled-audio CSVs
             "tqdm>=4.66",
             "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
