@@ -105,7 +105,14 @@ def load_checkpoint_encoder(run_dir: str, step: int):
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in metadata["model"].items()})
     encoder, _ = build_models(model_config, mels=metadata["spectrogram"]["n_mels"],
                               channels=metadata["spectrogram"]["channels"])
-    tf.train.Checkpoint(encoder=encoder).restore(path).expect_partial().assert_existing_objects_matched()
+    # The checkpoint names the encoder's own layers, but its transformer blocks (a Python list, which
+    # Keras 3 does not report to tf.train.Checkpoint) only as the optimiser's variables, in the order
+    # the trainer gave them: the encoder's trainable variables first (train.build_state).
+    optimizer = tf.Module()
+    optimizer.params = [v.value if isinstance(getattr(v, "value", None), tf.Variable) else v
+                        for v in encoder.trainable_variables]
+    tf.train.Checkpoint(encoder=encoder, optimizer=optimizer).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
     return encoder
 
 
