@@ -55,10 +55,33 @@ def test_publish_moves_a_complete_local_file(directory, tmp_path):
     assert not storage.exists(final)
 
 
-def test_list_files_is_recursive_sorted_relative_and_filtered(tmp_path):
-    for name in ("b/x.WAV", "a/y.flac", "a/notes.txt", "z.mp3"):
-        os.makedirs(tmp_path / os.path.dirname(name), exist_ok=True)
-        (tmp_path / name).write_bytes(b"")
-    assert storage.list_files(str(tmp_path), {".wav", ".flac", ".mp3"}) == ["a/y.flac", "b/x.WAV", "z.mp3"]
+def test_list_files_is_recursive_sorted_relative_and_filtered(directory):
+    # Folder names share no prefix with file names: ram:// lists such siblings wrongly.
+    for name in ("b/x.WAV", "c/y.flac", "c/notes.txt", "z.mp3"):
+        storage.makedirs(storage.join(directory, name.rsplit("/", 1)[0]) if "/" in name else directory)
+        storage.write_bytes_atomic(storage.join(directory, name), b"")
+    assert storage.list_files(directory, {".wav", ".flac", ".mp3"}) == ["b/x.WAV", "c/y.flac", "z.mp3"]
     with pytest.raises(NotADirectoryError):
-        storage.list_files(str(tmp_path / "z.mp3"), {".mp3"})
+        storage.list_files(storage.join(directory, "z.mp3"), {".mp3"})
+
+
+def test_files_are_listed_opened_aged_and_copied_alike_locally_and_remotely(directory, tmp_path):
+    folder = storage.join(directory, "deep/er")
+    storage.makedirs(folder)
+    storage.makedirs(folder)  # an existing folder is fine
+    path = storage.join(folder, "a.bin")
+    with storage.atomic_target(path) as temporary, storage.open_write(temporary) as handle:
+        handle.write(b"\x00\x01")
+    with storage.open_read(path) as handle:
+        assert handle.read() == b"\x00\x01"
+    assert storage.listdir(folder) == ["a.bin"]
+    age = storage.age_s(path)
+    assert age >= 0 and (storage.is_remote(path) or age < 60)  # ram:// keeps no modification times
+    assert storage.age_s(storage.join(folder, "gone")) is None
+    storage.copy(path, str(tmp_path / "local.bin"))
+    storage.copy(str(tmp_path / "local.bin"), storage.join(folder, "b.bin"))
+    assert storage.read_bytes(storage.join(folder, "b.bin")) == b"\x00\x01"
+    with pytest.raises(FileNotFoundError):
+        storage.open_read(storage.join(folder, "missing.bin"))
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes(storage.join(folder, "missing.bin"))
