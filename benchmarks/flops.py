@@ -79,7 +79,7 @@ def counted_flops(config, mels: int = 256, channels: int = 2) -> dict[str, float
     import tensorflow as tf
 
     from training import loss
-    from training import model as vit
+    from training.vit import model as vit
     from training.train import loss_and_gradients, make_embed
     from training.views import Views
 
@@ -114,7 +114,7 @@ def counted_flops(config, mels: int = 256, channels: int = 2) -> dict[str, float
 
 def analytic_flops(config, mels: int = 256, channels: int = 2) -> dict[str, float]:
     """The formula of the module docstring, per example."""
-    from training.model import grid_size
+    from training.vit.model import grid_size
 
     model, views = config.model, config.views
     width, hidden = model.width, model.projector_hidden

@@ -5,8 +5,9 @@ run can be reproduced or resumed from its directory alone. On resume the saved c
 option given again on the command line must agree with it, except the few in ``RESUMABLE`` that
 may change between restarts (more steps, another device count, ...).
 
-Model sizes are a table looked up by name (big_vision style); ``--width`` and friends override
-one number of the chosen size.
+Model sizes are a table looked up by name (big_vision style), beside the model in
+``training.vit`` (``MODEL_SIZES``, ``LEARNING_RATES``); ``--width`` and friends override one
+number of the chosen size.
 """
 from __future__ import annotations
 
@@ -18,21 +19,7 @@ from typing import Any
 
 from audioshards import flags
 from audioshards.flags import setting
-
-# width, depth, heads, MLP width, projector hidden width, embedding (projector output) width
-MODEL_SIZES: dict[str, dict[str, int]] = {
-    # CPU tests and laptops: ~0.2 M parameters.
-    "tiny": dict(width=64, depth=2, heads=2, mlp_dim=128, projector_hidden=256, projector_dim=64),
-    # ViT-S/16-like.
-    "small": dict(width=384, depth=12, heads=6, mlp_dim=1536, projector_hidden=2048, projector_dim=128),
-    # ViT-B/16.
-    "base": dict(width=768, depth=12, heads=12, mlp_dim=3072, projector_hidden=2048, projector_dim=128),
-}
-
-#: Default peak learning rate per model size (``--lr`` overrides it). AdamW moves each weight by
-#: about the learning rate per step whatever the batch, so it is not scaled with ``--batch``.
-#: tiny: measured (docs/design.md, "Learning rate"); small and base: the usual ViT-S/B AdamW peaks.
-LEARNING_RATES: dict[str, float] = {"tiny": 3e-3, "small": 5e-4, "base": 3e-4}
+from training.vit import LEARNING_RATES, MODEL_SIZES
 
 
 class UsageError(ValueError):

@@ -1,6 +1,6 @@
 """The exported encoder: weights plus everything needed to use them, in ``RUN_DIR/encoder/``.
 
-- ``encoder.weights.h5``: Keras weights of :class:`training.model.Encoder` (no projector: the
+- ``encoder.weights.h5``: Keras weights of :class:`training.vit.model.Encoder` (no projector: the
   representation, not the loss's embedding, is what downstream tasks use);
 - ``encoder.json``: the model config, the spectrogram config the encoder expects, the
   per-band normalisation statistics, the view frame counts it was trained on, the step.
@@ -66,7 +66,7 @@ def export_encoder(encoder, config: Config, spectrogram: dict[str, Any], band_me
 
 def load_encoder(directory: str):
     """(encoder with weights, metadata dict) from an export directory."""
-    from training.model import build_models
+    from training.vit.model import build_models
 
     if storage.is_remote(directory):  # object store: Keras reads weights from local files only
         import tensorflow as tf
@@ -91,7 +91,7 @@ def load_checkpoint_encoder(run_dir: str, step: int):
     encoder is restored from the checkpoint; its projector and optimiser state are not needed."""
     import tensorflow as tf
 
-    from training.model import build_models
+    from training.vit.model import build_models
 
     run_dir = run_dir.rstrip("/")
     path = f"{run_dir}/checkpoints/ckpt-{step}"

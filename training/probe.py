@@ -66,7 +66,7 @@ def featurizers(run: str, baselines: bool, seed: int, checkpoint_steps: Iterable
     import keras
 
     from training.export import load_checkpoint_encoder, load_encoder, normalisation
-    from training.model import build_models
+    from training.vit.model import build_models
 
     encoder, metadata = load_encoder(f"{run.rstrip('/')}/encoder")
     mean, std = normalisation(metadata)

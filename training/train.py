@@ -114,7 +114,7 @@ def build_state(config, precision: str, spectrogram) -> State:
     import tensorflow as tf
 
     from training import optimizer as optim
-    from training.model import build_models
+    from training.vit.model import build_models
 
     encoder, projector = build_models(config.model, spectrogram.n_mels, spectrogram.channels)
     adamw = optim.AdamW(encoder.trainable_variables + projector.trainable_variables, config.optim)
@@ -221,7 +221,7 @@ def train(config) -> int:
     from audioshards.spectrogram import SpectrogramConfig
     from training import data, export, views
     from training.config import UsageError
-    from training.model import count_parameters
+    from training.vit.model import count_parameters
 
     run_dir = config.run.out.rstrip("/")
     strategy = select_strategy(config.run.cpu_devices)

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from training import loss, views  # noqa: E402
 from training.config import Config  # noqa: E402
-from training.model import build_models  # noqa: E402
+from training.vit.model import build_models  # noqa: E402
 from training.train import loss_and_gradients, make_embed  # noqa: E402
 
 N, REPLICAS = 8, 2

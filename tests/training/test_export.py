@@ -12,7 +12,7 @@ import tensorflow as tf
 from audioshards.spectrogram import DEFAULT_CONFIG
 from training import export, optimizer
 from training.config import Config
-from training.model import build_models
+from training.vit.model import build_models
 
 # Not the defaults: load_encoder must rebuild this architecture from encoder.json, not from the flags' defaults.
 CONFIG = Config().replace(**{"model.depth": 1, "model.width": 32, "model.heads": 2, "model.mlp_dim": 48,

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from training import optimizer
 from training.config import ModelConfig, OptimConfig
-from training.model import build_models
+from training.vit.model import build_models
 
 
 def rates(config: OptimConfig, total_steps: int, steps=None) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from tests.signals import write_silence, write_tone
 from training.config import Config
 from training.export import export_encoder
-from training.model import build_models
+from training.vit.model import build_models
 from training.probe import logmel_statistics, read_labelled_audio, run
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.config import MODEL_SIZES, ModelConfig
-from training.model import build_models, count_parameters, grid_size, time_offsets
+from training.config import ModelConfig
+from training.vit import MODEL_SIZES
+from training.vit.model import build_models, count_parameters, grid_size, time_offsets
 
 TINY = ModelConfig(size="tiny")
 

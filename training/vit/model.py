@@ -1,4 +1,4 @@
-"""The ViT encoder and projector, in Keras 3 layers.
+"""The ViT encoder and projector, in Keras 3 layers (their sizes: ``training.vit.MODEL_SIZES``).
 
 Input ``[B, mel=256, frames, channels=2]`` → 16×16 patches with stride 10 → a grid of
 ``F = 25`` frequency rows × ``T = (frames − 16) / 10 + 1`` time columns of tokens.
