@@ -56,8 +56,9 @@ AUDIO_DEMUXERS = ("wav,w64,rf64,flac,ogg,mp3,aac,mov,mp4,m4a,matroska,webm,aiff,
 LOCAL_PROTOCOLS = "file"
 #: Default wall-clock limit of one ffmpeg process that decodes (a batch of up to 16 files).
 DECODE_TIMEOUT_S = 300.0
-#: Seconds between SIGTERM (ffmpeg finishes its output) and SIGKILL.
-KILL_GRACE_S = 3.0
+#: Seconds between SIGTERM and SIGKILL: ffmpeg stops within milliseconds of a SIGTERM unless it is
+#: blocked in open() (a FIFO), which no grace period ends.
+KILL_GRACE_S = 1.0
 #: Default cap of a source's length, seconds (ClipSettings.max_seconds).
 DEFAULT_MAX_SECONDS = 600.0
 #: Decoding reads this much beyond the cap, so that "longer than the cap" can be told.

@@ -137,7 +137,7 @@ def test_a_fifo_that_blocks_ffmpeg_is_killed_and_is_a_transient_timeout(tmp_path
     assert not [line for line in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
                 if str(fifo) in line]  # no ffmpeg left behind
     batch = decode_many([DecodeRequest(good), DecodeRequest(str(fifo)), DecodeRequest(good)], DEFAULT_CONFIG,
-                        timeout_s=2.0)
+                        timeout_s=1.0)
     assert isinstance(batch[1], FfmpegTimeout)
     assert batch[0].shape == batch[2].shape == (RATE, 2)
 

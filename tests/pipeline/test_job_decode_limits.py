@@ -67,8 +67,8 @@ def test_a_decode_that_hangs_is_a_transient_timeout_failure(tmp_path):
     audio.mkdir()
     tone(audio / "good.wav", 10.0)
     os.mkfifo(audio / "x.wav")
-    failures, split = run_job(audio, tmp_path / "shards", "--decode-timeout", "2")
+    failures, split = run_job(audio, tmp_path / "shards", "--decode-timeout", "1")
     assert set(failures) == {"x.wav"}
     assert (failures["x.wav"]["reason"], failures["x.wav"]["permanent"]) == ("timeout", False)
-    assert "ran longer than 2 s" in failures["x.wav"]["message"]
+    assert "ran longer than 1 s" in failures["x.wav"]["message"]
     assert split["examples"] == 1 and split["failures"] == {"timeout": 1}
