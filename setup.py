@@ -35,6 +35,9 @@ setup(
         "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
         "numba>=0.59",  # the front end's two kernels (librosa needs it too)
         "scipy>=1.13",
+        # TFDS metadata beside each manifest (audioshards/tfds_metadata.py: written by the job with
+        # TFDS's own classes, which import no TensorFlow; readers load the shards with tfds).
+        "tensorflow-datasets==4.9.10",
     ],
     extras_require={
         # The Beam job (python -m pipeline) and its workers.

@@ -34,7 +34,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from audioshards import shards, storage
+from audioshards import shards, storage, tfds_metadata
 from audioshards.audio import DecodeError, DecodeRequest, UnusableAudio, decode_many, make_clips
 from pipeline.config import JobConfig
 from pipeline.fetch import Failure, FetchResult, fetch_segment
@@ -453,6 +453,7 @@ def write_manifest(
     # neither loses the other's.
     base = shards.new_manifest(config.spectrogram, load_vocabulary(config.labels).to_manifest(), config.clips.to_dict())
     shards.update_manifest(out, config.split, base, entry)
+    tfds_metadata.write_metadata(out, tag=config.split)  # dataset_info.json etc.: tfds.builder_from_directory(out)
     log.info("manifest: %s split has %d examples in %d shards; %d failures %s", config.split,
              entry["examples"], len(summaries), len(failures), reasons or "")
 
