@@ -14,7 +14,7 @@ import os
 import sys
 
 from audioshards import flags
-from pipeline.config import JobConfig
+from pipeline.config import JobConfig, runner_name, with_runner_aliases
 from pipeline.segments import SegmentError
 from audioshards.shards import ShardDirectoryMismatch
 
@@ -22,6 +22,7 @@ EPILOG = """\
 Any option not listed above is an Apache Beam pipeline option, for example
   --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
   --sdk_container_image IMAGE --num_workers N --machine_type n2-standard-8
+  --runner DaskRunner --dask_client_address tcp://HOST:8786   (a running Dask cluster)
 (Dataflow's job labels: --label key=value; --labels is this job's class CSV.)
 An option that neither this job nor Beam knows is refused before anything starts.
 Locally the DirectRunner runs in multi-processing mode with --workers processes.
@@ -68,6 +69,7 @@ def import_runner_module(runner: str | None) -> None:
         from apache_beam.runners.runner import _RUNNER_MAP  # noqa: PLC2701 (create_runner's own table)
     except ImportError:
         _RUNNER_MAP = {}
+    runner = runner_name(runner)  # DaskRunner: ours, Beam 2.77 has no short name for it
     qualified = _RUNNER_MAP.get(runner.lower(), _RUNNER_MAP.get(runner.lower() + "runner", runner))
     if "." in qualified:
         try:
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any worker imports TensorFlow
     ours = parser()
     args, beam_args = ours.parse_known_args(argv)
+    beam_args = with_runner_aliases(beam_args)
     configure_logging(args.log_level)
     try:
         problems = unknown_arguments(ours, beam_args)

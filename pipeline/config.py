@@ -67,6 +67,33 @@ class JobConfig:
         return redact_value(dataclasses.asdict(self))
 
 
+#: Beam's Dask runner (extra apache-beam[dask]), which Beam 2.77 knows only by its class path.
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+#: Runner names of our own, beside Beam's (case-insensitive): --runner DaskRunner, --runner dask.
+RUNNER_ALIASES = {"daskrunner": DASK_RUNNER, "dask": DASK_RUNNER}
+
+
+def runner_name(runner: str | None) -> str | None:
+    """``runner`` with our aliases replaced by the class path Beam takes."""
+    return RUNNER_ALIASES.get(runner.lower(), runner) if runner else runner
+
+
+def with_runner_aliases(beam_args: list[str]) -> list[str]:
+    """Beam's arguments with the value of ``--runner`` (``--runner X`` or ``--runner=X``) through
+    :func:`runner_name`."""
+    args = list(beam_args)
+    for index, argument in enumerate(args):
+        if argument == "--runner" and index + 1 < len(args):
+            args[index + 1] = runner_name(args[index + 1])
+        elif argument.startswith("--runner="):
+            args[index] = "--runner=" + runner_name(argument.split("=", 1)[1])
+    return args
+
+
+def is_dask_runner(runner: str | None) -> bool:
+    return bool(runner) and runner_name(runner).rsplit(".", 1)[-1] == "DaskRunner"
+
+
 def redact_argv(argv: list[str]) -> list[str]:
     """A command line safe to store: each argument, and the value of a ``--flag=value``, through
     the same redaction as the settings (a proxy without scheme is a whole argument, or a value)."""

@@ -2,10 +2,15 @@
 
 Graph (each element's shape in the comments):
 
-    SegmentBatch ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment)
-                                                       └─► failure dict
+    SegmentBatch ─ReadSegments─► Segment ─Spread─► Fetch ─► (shard, FetchedSegment) | failure dict
     (shard, FetchedSegment) + (shard, None) for every shard ─GroupByShard─► (shard, [FetchedSegment])
-        ─WriteShard─► ShardSummary (+ failure dicts) ─► manifest.json, failures-<split>.jsonl
+        ─WriteShard─► ShardSummary | failure dict
+    fetch failures + WriteShard's results ─GatherResults─► manifest.json, failures-<split>.jsonl
+
+Every transform has one output, split by type with ``beam.Filter`` where two consumers need
+different parts, and the manifest step gets its inputs through a GroupByKey, not side inputs: the
+same graph runs on every runner, including Beam's Dask runner, which has neither tagged outputs
+nor side inputs that are computed once (docs/dask.md).
 
 Memory stays bounded whatever the number of segments: only small segment records are grouped;
 a shard's spectrograms exist only inside the worker that writes that shard (≤ one shard, ~200 MB).
@@ -27,7 +32,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
+import uuid
 from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
@@ -72,13 +79,15 @@ class ShardSummary:
 @dataclasses.dataclass(frozen=True)
 class SegmentBatch:
     """Where one ReadSegments element's segments are: ``count`` segments of the CSV ``source``
-    from byte ``offset`` (line ``line``) on, or (``source`` None) of the --audio-dir listing from
-    file number ``offset`` on. A worker reads just that range, never a whole CSV."""
+    from byte ``offset`` (line ``line``) on, after the first ``skip`` there, or (``source`` None)
+    of the --audio-dir listing from file number ``offset + skip`` on. A worker reads just that
+    range, never a whole CSV."""
 
     source: str | None
     offset: int
     line: int
     count: int
+    skip: int = 0  # a part of a batch (spread_batches): the segments of the batch before it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +144,22 @@ def plan_segments(config: JobConfig) -> SegmentPlan:
     return SegmentPlan(len(hashes), tuple(batches))
 
 
+def spread_batches(plan: SegmentPlan, at_least: int) -> SegmentPlan:
+    """The plan with each batch cut into equal parts, so that there are ``at_least`` batches (or
+    one per segment). For the Dask runner, whose Reshuffle does nothing: the job's parallelism is
+    the number of partitions its first Create makes, one per batch (run.py). The segments, and
+    so the shards, are the same."""
+    parts = -(-at_least // max(len(plan.batches), 1))
+    if parts <= 1:
+        return plan
+    batches = []
+    for batch in plan.batches:
+        size = -(-batch.count // parts)
+        batches += [dataclasses.replace(batch, skip=batch.skip + first, count=min(size, batch.count - first))
+                    for first in range(0, batch.count, size)]
+    return SegmentPlan(plan.total, tuple(batches))
+
+
 def _key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
 
@@ -173,11 +198,14 @@ def _audio_files(directory: str) -> tuple[str, ...]:
 def _read_csv_batch(batch: SegmentBatch, config: JobConfig, vocabulary: LabelVocabulary) -> list[Segment]:
     assert batch.source is not None
     found: list[Segment] = []
+    skip = batch.skip
     rows = segments_module.csv_rows(batch.source, vocabulary, allow_any_id=config.allow_any_id,
                                     offset=batch.offset, line=batch.line)
     for row in rows:
         if row.error is not None:  # the launcher logged the skip already
             segments_module.check_row(batch.source, row, config.skip_bad_rows, log_skip=False)
+        elif row.segment is not None and skip:
+            skip -= 1
         elif row.segment is not None:
             found.append(row.segment)
             if len(found) == batch.count:
@@ -189,7 +217,8 @@ def _read_csv_batch(batch: SegmentBatch, config: JobConfig, vocabulary: LabelVoc
 def read_segment_batch(batch: SegmentBatch, config: JobConfig) -> Iterator[Segment]:
     """The segments of one batch, with their local files attached (--audio-dir)."""
     if batch.source is None:
-        files = _audio_files(config.audio_dir)[batch.offset : batch.offset + batch.count]
+        first = batch.offset + batch.skip
+        files = _audio_files(config.audio_dir)[first : first + batch.count]
         yield from (directory_segment(config.audio_dir, relative) for relative in files)
         return
     segments = _read_csv_batch(batch, config, load_vocabulary(config.labels))
@@ -220,31 +249,55 @@ def failure_record(segment: Segment, failure: Failure) -> dict[str, Any]:
 
 
 class Progress:
-    """Counts and rates logged every ``every_s`` seconds from one worker."""
+    """Counts and rates logged every ``every_s`` seconds from one worker (its threads share it)."""
 
     def __init__(self, what: str, every_s: float = 30.0) -> None:
         self.what, self.every_s = what, every_s
         self.started = self.last = time.monotonic()
         self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
 
     def add(self, key: str) -> None:
-        self.counts[key] = self.counts.get(key, 0) + 1
-        now = time.monotonic()
-        if now - self.last >= self.every_s:
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            now = time.monotonic()
+            if now - self.last < self.every_s:
+                return
             self.last = now
             total = sum(self.counts.values())
             detail = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-            log.info("%s: %d done (%.1f/s in this worker): %s", self.what, total, total / (now - self.started), detail)
+        log.info("%s: %d done (%.1f/s in this worker): %s", self.what, total, total / (now - self.started), detail)
+
+
+_progress: dict[tuple[str, str], Progress] = {}
+_progress_lock = threading.Lock()
+
+
+def job_progress(what: str, job: str) -> Progress:
+    """The Progress of ``what`` for the job ``job`` in this worker process. A DoFn's setup() runs
+    once per DoFn instance, which is once per process on the DirectRunner and Dataflow but once
+    per bundle on the Dask runner, whose workers are long-lived processes running bundle after
+    bundle of job after job: counts and rates belong to the process and the job, not the bundle."""
+    with _progress_lock:
+        if (what, job) not in _progress:
+            for key in [key for key in _progress if key[0] == what]:
+                del _progress[key]  # an earlier job's
+            _progress[(what, job)] = Progress(what)
+        return _progress[(what, job)]
 
 
 class FetchAudio(beam.DoFn):
-    """Segment → (shard, FetchedSegment), or a failure dict on the 'failures' output."""
+    """Segment → (shard, FetchedSegment), or a failure dict (split apart by :func:`is_failure`).
+
+    setup() is cheap and keeps nothing of its own: on the Dask runner it runs for every bundle.
+    yt-dlp and ffmpeg are started per segment (per batch of segments for ffmpeg), never kept."""
 
     def __init__(self, config: JobConfig, num_shards: int) -> None:
         self.config, self.num_shards = config, num_shards
+        self.job = uuid.uuid4().hex  # made by the launcher: one per job, the same in every worker
 
     def setup(self) -> None:
-        self.progress = Progress("fetch")
+        self.progress = job_progress("fetch", self.job)
         self.counters = {name: Metrics.counter(NAMESPACE, name) for name in ("fetched", "cached", "local", "failed")}
 
     def process(self, segment: Segment) -> Iterator[Any]:
@@ -267,7 +320,7 @@ class FetchAudio(beam.DoFn):
                 return
         self._count("failed")
         Metrics.counter(NAMESPACE, f"failed_{failure.reason}").inc()
-        yield beam.pvalue.TaggedOutput("failures", failure_record(segment, failure))
+        yield failure_record(segment, failure)
 
     def _count(self, name: str) -> None:
         self.counters[name].inc()
@@ -381,7 +434,7 @@ def _decode_failure(segment: Segment, reason: str, message: str, permanent: bool
 
 
 class WriteShard(beam.DoFn):
-    """(shard, [FetchedSegment | None]) → ShardSummary; failures on the 'failures' output."""
+    """(shard, [FetchedSegment | None]) → its failure dicts, then its ShardSummary."""
 
     def __init__(self, config: JobConfig, num_shards: int) -> None:
         self.config, self.num_shards = config, num_shards
@@ -404,7 +457,7 @@ class WriteShard(beam.DoFn):
         self.shards_written.inc()
         for failure in failures:
             Metrics.counter(NAMESPACE, f"failed_{failure['reason']}").inc()
-            yield beam.pvalue.TaggedOutput("failures", failure)
+            yield failure
         elapsed = time.monotonic() - started
         log.info("%s: %d examples from %d segments in %.1f s (%.1f segments/s)", name, len(examples), len(items),
                  elapsed, len(items) / max(elapsed, 1e-9))
@@ -458,9 +511,37 @@ def write_manifest(
              entry["examples"], len(summaries), len(failures), reasons or "")
 
 
+def write_manifest_of_results(
+    keyed: tuple[int, Iterable[ShardSummary | dict[str, Any]]], config: JobConfig, split_info: dict[str, Any]
+) -> None:
+    """write_manifest with the job's results gathered under one key: the ShardSummaries and the
+    failure dicts, in any order."""
+    summaries: list[ShardSummary] = []
+    failures: list[dict[str, Any]] = []
+    for result in keyed[1]:
+        (failures if is_failure(result) else summaries).append(result)
+    write_manifest(None, summaries, failures, config, split_info)
+
+
 # --------------------------------------------------------------------------------------------
 # The graph
 # --------------------------------------------------------------------------------------------
+
+
+def is_failure(element: Any) -> bool:
+    """A failure dict (failures-<split>.jsonl's line), among fetched segments or shard summaries."""
+    return isinstance(element, dict)
+
+
+def is_fetched(element: Any) -> bool:
+    return not is_failure(element)
+
+
+def under_one_key(element: Any) -> tuple[int, Any]:
+    """Gathers everything into one group. The key is an int: the Dask runner's GroupByKey sends
+    elements to partitions by Python's hash(), which for None and str is not the same in every
+    process."""
+    return 0, element
 
 
 def shard_placeholder(index: int) -> tuple[int, None]:
@@ -475,30 +556,24 @@ def build(pipeline: beam.Pipeline, config: JobConfig, plan: SegmentPlan, num_sha
         | "ReadSegments" >> beam.FlatMap(read_segment_batch, config)  # Segment
         | "Spread" >> beam.Reshuffle()  # Segment, spread over workers for parallel fetching
     )
-    fetched = segments | "Fetch" >> beam.ParDo(FetchAudio(config, num_shards)).with_outputs(
-        "failures", main="fetched"
-    )  # (shard, FetchedSegment); failures: dict
+    outcomes = segments | "Fetch" >> beam.ParDo(FetchAudio(config, num_shards))  # (shard, FetchedSegment) | dict
+    fetched = outcomes | "Fetched" >> beam.Filter(is_fetched)  # (shard, FetchedSegment)
+    fetch_failures = outcomes | "FetchFailures" >> beam.Filter(is_failure)  # failure dict
     placeholders = (
         pipeline
         | "ShardNumbers" >> beam.Create(list(range(num_shards)))
         | "Placeholders" >> beam.Map(shard_placeholder)  # (shard, None)
     )
     written = (
-        (fetched.fetched, placeholders)
+        (fetched, placeholders)
         | "WithPlaceholders" >> beam.Flatten()
         | "GroupByShard" >> beam.GroupByKey()  # (shard, [FetchedSegment | None])
-        | "WriteShard" >> beam.ParDo(WriteShard(config, num_shards)).with_outputs("failures", main="summaries")
-    )  # ShardSummary; failures: dict
-    failures = (fetched.failures, written.failures) | "AllFailures" >> beam.Flatten()
+        | "WriteShard" >> beam.ParDo(WriteShard(config, num_shards))
+    )  # ShardSummary | failure dict
     (
-        pipeline
-        | "Once" >> beam.Create([None])
-        | "WriteManifest"
-        >> beam.Map(
-            write_manifest,
-            summaries=beam.pvalue.AsList(written.summaries),
-            failures=beam.pvalue.AsList(failures),
-            config=config,
-            split_info=split_info,
-        )
+        (fetch_failures, written)
+        | "AllResults" >> beam.Flatten()  # ShardSummary | failure dict
+        | "UnderOneKey" >> beam.Map(under_one_key)
+        | "GatherResults" >> beam.GroupByKey()  # (0, [ShardSummary | failure dict]): one group, even with no failure
+        | "WriteManifest" >> beam.Map(write_manifest_of_results, config=config, split_info=split_info)
     )
