@@ -86,6 +86,13 @@ docker:
 	docker build -f docker/Dockerfile.pipeline -t mygo-pipeline .
 	docker build -f docker/Dockerfile.train -t mygo-train .
 
+# make docker-check (root): both images built and run here with podman, no registry needed: a local
+# Debian base (docker/local-base.sh), a smoke test in each image, their sizes (docs/docker.md).
+# Not part of make test (which lints the Dockerfiles). DOCKER_CA/PIP_CONF: pip's build secrets.
+.PHONY: docker-check
+docker-check:
+	docker/check.sh
+
 demo: install
 	$(PY) -m demo
 
