@@ -1,7 +1,10 @@
 """Launching a sharding job: check the output directory, size the shards, pick the runner, run."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import platform
 import re
 import sys
@@ -10,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from audioshards import shards, storage
-from pipeline.config import JobConfig, redact_argv
+from pipeline.config import JobConfig, is_dask_runner, redact_argv, with_runner_aliases
 from pipeline.fetch import check_cookies
 from pipeline.segments import file_sha256, load_vocabulary
 
 log = logging.getLogger(__name__)
 SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
 LOCAL_RUNNERS = ("DirectRunner", "direct")  # whose workers see this machine's files
+#: On the Dask runner: the segments are cut into at least this many batches, one Dask partition
+#: each (its Reshuffle does not spread them: only the partitions of the first Create do).
+DASK_BATCHES = 256
 
 
 def prepare_output(config: JobConfig, num_shards: int) -> None:
@@ -86,20 +92,27 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
     never tries to download the Prism runner; multi-processing with one worker per core)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    args = list(beam_args)
+    args = with_runner_aliases(beam_args)
     if not any(a == "--runner" or a.startswith("--runner=") for a in args):
         args += ["--runner=DirectRunner"]
     options = PipelineOptions(args)
     runner = options.get_all_options()["runner"] or "DirectRunner"
     extra: dict[str, Any] = {}
     if runner in LOCAL_RUNNERS:
-        if options.get_all_options().get("direct_running_mode") in (None, "in_memory"):
+        # Beam's own default is in_memory (one process); ours is a worker per core. A mode named on
+        # the command line is kept: in_memory runs the job inside the calling process (tests, tools).
+        if not any(a.startswith("--direct_running_mode") for a in args):
             extra["direct_running_mode"] = "multi_processing"
         extra["direct_num_workers"] = config.workers
         if not options.get_all_options().get("default_sdk_harness_log_level"):
             # Worker processes print to this console: their progress lines, not Beam's chatter.
             extra["default_sdk_harness_log_level"] = "WARNING"
             extra["sdk_harness_log_level_overrides"] = {"pipeline": "INFO"}
+    elif is_dask_runner(runner):
+        # Each element of a Create its own partition (Beam's default packs 128 in one): the
+        # batches of segments are spread over the workers by their partitions (DASK_BATCHES).
+        if not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+            extra["partition_size"] = 1
     else:
         if not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
             extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
@@ -134,13 +147,18 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
     """Shard ``config.split``; blocks until the job finishes and returns Beam's result."""
     import apache_beam as beam
 
-    from pipeline.job import build, plan_segments
+    from pipeline.job import build, plan_segments, spread_batches
 
     options = beam_options(config, beam_args)
-    check_cookies(config.fetch, local_workers=options.get_all_options()["runner"] in LOCAL_RUNNERS)
+    runner = options.get_all_options()["runner"]
+    if is_dask_runner(runner):
+        config = absolute_paths(config)
+    check_cookies(config.fetch, local_workers=runner in LOCAL_RUNNERS)
     plan = plan_segments(config)
     if not plan.total:
         raise ValueError("no segments to shard (empty CSV, empty --audio-dir, or everything skipped)")
+    if is_dask_runner(runner):
+        plan = spread_batches(plan, DASK_BATCHES)
     num_shards = config.num_shards or shards.default_num_shards(plan.total)
     prepare_output(config, num_shards)
     split_info = {
@@ -159,21 +177,64 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
     pipeline = beam.Pipeline(options=options)
     build(pipeline, config, plan, num_shards, split_info)
     result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # the Dask runner's connection to the scheduler
+        if client is not None:
+            client.close()
     log_counters(result)
+    log_outcome(config, split_info["started"])
     return result
 
 
+def absolute_paths(config: JobConfig) -> JobConfig:
+    """The local paths of ``config`` made absolute: a Dask worker runs in its own directory, so
+    shared storage must be mounted at the same path on every machine (or be gs://)."""
+
+    def absolute(path: str | None) -> str | None:
+        return path if not path or storage.is_remote(path) else os.path.abspath(path)
+
+    return dataclasses.replace(
+        config, out=absolute(config.out), cache=absolute(config.cache), labels=absolute(config.labels),
+        audio_dir=absolute(config.audio_dir), segments=tuple(absolute(path) for path in config.segments),
+        fetch=dataclasses.replace(config.fetch, cookies=absolute(config.fetch.cookies)))
+
+
 def log_counters(result: Any) -> None:
+    """Beam's counters of the job (fetched, cached, ...), where the runner has them: the Dask
+    runner has none (its metrics() raises NotImplementedError); log_outcome says what happened."""
     from pipeline.job import NAMESPACE
 
     try:
         counters = result.metrics().query()["counters"]
     except (AttributeError, KeyError, NotImplementedError):
+        log.info("counters: none from this runner (the manifest and the failures file say what was done)")
         return
     totals: dict[str, int] = {}
     for counter in counters:
         if counter.key.metric.namespace == NAMESPACE:
             totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + (counter.committed or 0)
     log.info("counters: %s", ", ".join(f"{k}={v}" for k, v in sorted(totals.items())))
+
+
+def log_outcome(config: JobConfig, started: str) -> None:
+    """What the job wrote, from what it wrote (manifest.json and failures-<split>.jsonl), whatever
+    the runner: examples, shards, segments, failures by reason and how many a re-run retries."""
+    out = config.out.rstrip("/")
+    manifest = shards.read_manifest(out) or {}
+    entry = manifest.get("splits", {}).get(config.split)
+    if not entry or entry.get("started") != started:
+        log.warning("the job ended without writing its entry into %s", shards.manifest_path(out))
+        return
+    transient = 0
+    failures_path = f"{out}/{entry['failures_file']}"
+    if storage.exists(failures_path):
+        lines = storage.read_bytes(failures_path).decode("utf-8").splitlines()
+        transient = sum(1 for line in lines if line.strip() and not json.loads(line)["permanent"])
+    failed = sum(entry["failures"].values())
+    reasons = ", ".join(f"{reason} {count}" for reason, count in entry["failures"].items())
+    log.info("done: %d examples in %d %s shards from %d segments; %d failed%s%s", entry["examples"],
+             len(entry["shards"]), config.split, entry["segments"], failed, f" ({reasons})" if reasons else "",
+             f", {transient} of them transient (the same command retries them)" if transient else "")
 

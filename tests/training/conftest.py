@@ -1,11 +1,22 @@
-"""Fixtures: a small shard directory made from generated audio (tones, noise, chirps).
+"""Fixtures shared by the trainer's tests, each made once per test process.
 
-``shard_audio_directory`` is the one place that turns audio files into shards: it runs the real
-pipeline (``python -m pipeline --segments CSV --audio-dir DIR``, Beam's local runner, ffmpeg),
-with an AudioSet-format CSV that labels each clip with the AudioSet class of its kind.
+- ``shard_dir``: a read-only shard directory of 36 generated clips (tones, noise, chirps) in 2
+  shards. ``shard_audio_directory`` is the one place that turns audio files into shards: it runs
+  the real job (``pipeline.run.run``: Beam's DirectRunner, ffmpeg, the shard writer) inside this
+  process (``--direct_running_mode=in_memory``), with an AudioSet-format CSV that labels each clip
+  with the AudioSet class of its kind. The job's own tests run it as users do, in worker processes.
+- ``run_dir``: a run directory holding an exported (untrained) tiny encoder.
+- ``labelled_audio``: a folder per class of tones, with a CSV of folds.
+- ``train_in_process``: ``python -m training train ARGS`` for cases that fail fast (bad files,
+  bad settings), run by ``training.__main__.main`` in this process: exit code and console text,
+  without a TensorFlow start-up per case. Runs that train use ``run_training`` (a subprocess: its own
+  device set-up).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import logging
 import os
 import pathlib
 import subprocess
@@ -16,6 +27,7 @@ import pytest
 import scipy.io.wavfile
 
 from audioshards.spectrogram import SpectrogramConfig
+from tests.signals import write_tone
 
 SPECTROGRAM = SpectrogramConfig()
 KINDS = ("tone", "noise", "chirp")
@@ -26,6 +38,8 @@ KIND_MIDS = {"tone": "/m/01v_m0", "noise": "/m/096m7z", "chirp": "/m/0hdsk"}
 def ytid(kind: str, index: int) -> str:
     """An AudioSet-form id (11 characters) that names the clip's kind: tone_000000, noise_00001, ..."""
     return f"{kind}_{index:0{10 - len(kind)}d}"
+
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -68,20 +82,19 @@ def generate_audio(directory: pathlib.Path, clips: int = 36, seed: int = 0) -> l
 
 
 def shard_audio_directory(audio_dir: pathlib.Path, out: pathlib.Path, num_shards: int = 2) -> pathlib.Path:
-    """Shard every WAV in `audio_dir` (10 s each) into `out` as the train split, with the real
-    pipeline; labels come from the kind in each file's name."""
+    """Shard every WAV in `audio_dir` (10 s each) into `out` as the train split, with the real job
+    run in this process; labels come from the kind in each file's name."""
+    from pipeline.config import JobConfig
+    from pipeline.run import run
+
     rows = ["# YTID, start_seconds, end_seconds, positive_labels"]
     for path in sorted(audio_dir.glob("*.wav")):
         rows.append(f'{path.stem}, 0.000, 10.000, "{KIND_MIDS[path.stem.split("_")[0]]}"')
     csv = out.parent / f"{out.name}-segments.csv"
     csv.write_text("\n".join(rows) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--segments", str(csv), "--audio-dir", str(audio_dir), "--split", "train",
-         "--out", str(out), "--cache", str(out.parent / f"{out.name}-cache"), "--num-shards", str(num_shards),
-         "--workers", "2"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise RuntimeError(f"the pipeline failed:\n{result.stderr[-3000:]}")
+    config = JobConfig(split="train", out=str(out), cache=str(out.parent / f"{out.name}-cache"), segments=(str(csv),),
+                       audio_dir=str(audio_dir), num_shards=num_shards, workers=1)
+    run(config, ["--direct_running_mode=in_memory"], argv=["shard_audio_directory"])
     return out
 
 
@@ -98,3 +111,64 @@ def run_training(*args: str, env: dict | None = None, timeout: float = 300, **po
     environment = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", "training", *args], cwd=REPO, env=environment, capture_output=True,
                           text=True, timeout=timeout, **popen)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, shard_dir):
+    """A run directory holding an exported (untrained) tiny encoder and the data's statistics."""
+    import keras
+
+    from audioshards import shards
+    from training.config import Config
+    from training.export import export_encoder
+    from training.vit.model import build_models
+
+    run = tmp_path_factory.mktemp("probe_run")
+    keras.utils.set_random_seed(3)
+    encoder, _ = build_models(Config().model)
+    split = shards.read_manifest(str(shard_dir))["splits"]["train"]
+    manifest = shards.read_manifest(str(shard_dir))
+    export_encoder(encoder, Config(), manifest["spectrogram"], split["band_mean"], split["band_std"], 0,
+                   str(run / "encoder"))
+    return run
+
+
+#: The labelled audio's rate: not the shards' rate, so the probe resamples.
+AUDIO_RATE = 22_050
+
+
+@pytest.fixture(scope="session")
+def labelled_audio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labelled_audio")
+    rows = ["path,label,fold"]
+    for label, base in (("low", 200), ("high", 3000)):
+        (root / label).mkdir()
+        for index in range(6):
+            write_tone(root / label / f"{index}.wav", 3.0 + index * 2.5, frequency=base + 37 * index, rate=AUDIO_RATE)
+            rows.append(f"{label}/{index}.wav,{label},{index % 3}")
+    (root / "meta.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture
+def train_in_process(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
+    """``train_in_process(*argv)`` → CompletedProcess(returncode, stdout, stderr) of the train command
+    run in this process; the logging set-up it installs is undone afterwards."""
+    from training.__main__ import main
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        root, ours = logging.getLogger(), logging.getLogger("training")
+        saved = root.handlers[:], root.level, ours.level
+        try:
+            code = main(["train", *argv])
+        finally:
+            for handler in root.handlers:
+                if handler not in saved[0]:
+                    handler.close()
+            root.handlers[:] = saved[0]
+            root.setLevel(saved[1])
+            ours.setLevel(saved[2])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["train", *argv], code, captured.out, captured.err)
+
+    return run

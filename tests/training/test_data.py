@@ -9,7 +9,6 @@ import tensorflow as tf
 from audioshards import shards as shard_format
 from audioshards.shards import ShardDirectoryMismatch
 from training import data
-from tests.training.conftest import run_training
 
 
 @pytest.fixture
@@ -138,12 +137,11 @@ def test_corrupt_header_and_wrong_count_are_reported(copy_of):
     assert data.verify_shard(str(directory / "nothing.tfrecord")) == "missing"
 
 
-def test_cli_reports_a_truncated_shard_by_name(copy_of, tmp_path):
+def test_cli_reports_a_truncated_shard_by_name(copy_of, tmp_path, train_in_process):
     directory = copy_of()
     victim = directory / "train-00000-of-00002.tfrecord"
     victim.write_bytes(victim.read_bytes()[:1000])
-    result = run_training("train", "--shards", str(directory), "--out", str(tmp_path / "run"), "--steps", "1",
-                          timeout=120)
+    result = train_in_process("--shards", str(directory), "--out", str(tmp_path / "run"), "--steps", "1")
     assert result.returncode == 2
     assert "train-00000-of-00002.tfrecord: truncated" in result.stdout + result.stderr
     assert "--skip-corrupt" in result.stdout + result.stderr

@@ -2,30 +2,12 @@
 import argparse
 import json
 
-import keras
 import numpy as np
 import pytest
 
 from tests.signals import write_silence, write_tone
-from training.config import Config
-from training.export import export_encoder
-from training.vit.model import build_models
+from tests.training.conftest import AUDIO_RATE
 from training.probe import logmel_statistics, read_labelled_audio, run
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, shard_dir):
-    """A run directory holding an exported (untrained) tiny encoder and the data's statistics."""
-    from audioshards import shards
-
-    run = tmp_path_factory.mktemp("probe_run")
-    keras.utils.set_random_seed(3)
-    encoder, _ = build_models(Config().model)
-    split = shards.read_manifest(str(shard_dir))["splits"]["train"]
-    manifest = shards.read_manifest(str(shard_dir))
-    export_encoder(encoder, Config(), manifest["spectrogram"], split["band_mean"], split["band_std"], 0,
-                   str(run / "encoder"))
-    return run
 
 
 def probe(**kwargs):
@@ -47,23 +29,6 @@ def test_shards_probe_reports_map_and_auc_for_every_feature_set(run_dir, shard_d
     assert "logmel_stats" in table and "mAP" in table
     again = probe(run=str(run_dir), shards=str(shard_dir))
     assert again["results"] == report["results"]  # seeded
-
-
-#: The labelled audio's rate: not the shards' rate, so the probe resamples.
-AUDIO_RATE = 22_050
-
-
-@pytest.fixture(scope="module")
-def labelled_audio(tmp_path_factory):
-    root = tmp_path_factory.mktemp("labelled_audio")
-    rows = ["path,label,fold"]
-    for label, base in (("low", 200), ("high", 3000)):
-        (root / label).mkdir()
-        for index in range(6):
-            write_tone(root / label / f"{index}.wav", 3.0 + index * 2.5, frequency=base + 37 * index, rate=AUDIO_RATE)
-            rows.append(f"{label}/{index}.wav,{label},{index % 3}")
-    (root / "meta.csv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def test_audio_folder_per_class_gives_cross_validated_accuracy(run_dir, labelled_audio):

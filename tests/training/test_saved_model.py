@@ -13,7 +13,6 @@ from audioshards.spectrogram import DEFAULT_CONFIG, log_mel
 from training.export import load_encoder, normalisation
 from training.saved_model import export_saved_model
 from tests.signals import noise, sine, times
-from tests.training.test_probe import run_dir  # noqa: F401  (the fixture: an exported tiny encoder)
 
 RATE = DEFAULT_CONFIG.sample_rate
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.training.test_probe import labelled_audio, run_dir  # noqa: F401  (fixtures)
 from training.export import load_encoder
 from training.viz import curves_picture, read_scalars, run
 
