@@ -24,10 +24,14 @@ $(VENV)/.installed: setup.py docker/install.sh corpora/packages.py
 	PYTHON=$(PYTHON) docker/install.sh --venv $(VENV) --extras pipeline,train,test --editable --debian "$(TEST_DEBIAN_PACKAGES)"
 	touch $@
 
-# --durations: the 20 slowest tests at the end of every run, so the suite's duration (README, "Two
-# commands") can be watched from CI's log.
+# -n auto: one pytest worker per core (at most TEST_WORKERS): most of the suite's time is
+# single-threaded start-ups (TensorFlow, Beam workers, ffmpeg), so two of them overlap well on two
+# cores. --dist loadfile keeps each test file in one worker, so a module's fixtures (a trained run)
+# are made once. --durations: the 20 slowest tests at the end of every run, so the suite's duration
+# (docs/development.md) can be watched from CI's log.
+TEST_WORKERS ?= 4
 test: install
-	$(PY) -m pytest -q --durations=20 tests
+	$(PY) -m pytest -q -n auto --maxprocesses $(TEST_WORKERS) --dist loadfile --durations=20 tests
 
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)

