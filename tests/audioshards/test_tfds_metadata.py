@@ -109,3 +109,14 @@ def test_writing_the_metadata_imports_no_tensorflow(tmp_path):
                             cwd=Path(__file__).resolve().parent.parent.parent)
     assert result.returncode == 0, result.stderr
     assert {"dataset_info.json", "features.json", "labels.labels.txt"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_writer_with_an_older_manifest_rewrites_from_the_newer_one(shard_dir):
+    # The train job built its metadata before the eval job's entry reached manifest.json: the
+    # manifest read back after writing has another split, so the files are rebuilt from it.
+    directory, _ = shard_dir
+    stale = shards.read_manifest(directory)
+    stale["splits"] = {"train": stale["splits"]["train"]}
+    used = tfds_metadata.write_metadata(directory, stale, tag="train")
+    assert sorted(used["splits"]) == ["eval", "train"]
+    assert sorted(tfds.builder_from_directory(directory).info.splits) == ["eval", "train"]
