@@ -154,6 +154,27 @@ def build(cls: type, settings: Mapping[str, Any], base: Any = None) -> Any:
     return dataclasses.replace(base, **values) if base is not None else cls(**values)
 
 
+def from_dict(cls: type, values: Mapping[str, Any], *, what: str | None = None,
+              error: type[Exception] = ValueError) -> Any:
+    """An instance of the dataclass ``cls`` from its ``to_dict`` form (nested sections and JSON
+    lists included), as a saved config or a manifest holds it; a key ``cls`` does not have raises
+    ``error`` naming ``what`` (default: the class) and the known keys."""
+    hints = typing.get_type_hints(cls)
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise error(f"unknown {what or cls.__name__} settings {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            value = from_dict(kind, value, error=error)
+        elif typing.get_origin(kind) is tuple and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
 # --------------------------------------------------------------------------------------------
 # Reference
 # --------------------------------------------------------------------------------------------

@@ -377,4 +377,5 @@ def check_compatible(
 
 
 def utc_now() -> str:
+    """Now, ISO-8601 UTC to the second: the time stamps of manifests and failure records."""
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

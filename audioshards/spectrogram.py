@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from audioshards import flags
+
 FORMAT_VERSION = 1  # of the shard format; bump when a reader could misread old shards
 
 
@@ -69,11 +71,7 @@ class SpectrogramConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SpectrogramConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown spectrogram settings {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        return flags.from_dict(cls, values, what="spectrogram")
 
     def differences(self, other: "SpectrogramConfig") -> list[str]:
         """Human-readable list of settings that differ, for refusal messages."""

@@ -238,7 +238,7 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "Config":
-        return _from_dict(cls, values)
+        return flags.from_dict(cls, values, error=UsageError)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -254,23 +254,6 @@ class Config:
             if changes["model.size"] != values["model"]["size"] and "optim.lr" not in changes:
                 values["optim"]["lr"] = None  # the new size's default
         return Config.from_dict(_apply(values, changes))
-
-
-def _from_dict(cls: type, values: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    known = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise UsageError(f"unknown {cls.__name__} settings {unknown}; known: {sorted(known)}")
-    kwargs = {}
-    for name, value in values.items():
-        kind = hints[name]
-        if dataclasses.is_dataclass(kind):
-            value = _from_dict(kind, value)
-        elif typing.get_origin(kind) is tuple and value is not None:
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 def _apply(values: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ credentials); :class:`Failure` is both what a failed fetch returns and the cache
 from __future__ import annotations
 
 import dataclasses
-import datetime
 
 from audioshards.audio import DEFAULT_MAX_SECONDS
 from audioshards.flags import setting
@@ -99,8 +98,3 @@ class FetchResult:
     path: str | None         # cached audio file of the segment (None on failure)
     failure: Failure | None
     cached: bool             # True when nothing was downloaded this time
-
-
-def utc_now() -> str:
-    """The ``time`` of a new :class:`Failure`: now, ISO-8601 UTC, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -13,7 +13,8 @@ import random
 import time
 
 from pipeline.fetch.cache import publish_segment, record_failure
-from pipeline.fetch.config import Failure, FetchConfig, FetchResult, utc_now
+from audioshards.shards import utc_now
+from pipeline.fetch.config import Failure, FetchConfig, FetchResult
 from pipeline.fetch.download import download_segment
 from pipeline.fetch.errors import FetchError
 

@@ -13,7 +13,8 @@ import os
 from audioshards import storage
 from pipeline.fetch.cache import cached_segment, read_failure, segment_stem, validate_segment, work_directory
 from pipeline.fetch.cache_writes import LOCAL_IO
-from pipeline.fetch.config import Failure, FetchConfig, FetchResult, utc_now
+from audioshards.shards import utc_now
+from pipeline.fetch.config import Failure, FetchConfig, FetchResult
 from pipeline.fetch.credentials import clean_message, cookie_bytes
 from pipeline.fetch.retry import fetch_with_retries
 
