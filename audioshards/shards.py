@@ -324,10 +324,11 @@ def update_manifest(directory: str, split: str, base: dict[str, Any], entry: dic
 
 def is_own_debris(name: str, split: str) -> bool:
     """A temporary file of ``split``'s job (one a killed run of it may have left): its shards,
-    failures file and manifest files. Another split's temporaries are never this split's."""
+    failures file, manifest files and TFDS metadata (any temporary tagged with the split). Another
+    split's temporaries are never this split's."""
     return ".tmp-" in name and (
         name.startswith((f"{split}-", f"{failures_file_name(split)}.tmp-", f"manifest-{split}.json.tmp-"))
-        or name.startswith(f"{MANIFEST}.tmp-{split}-")
+        or f".tmp-{split}-" in name
     )
 
 

@@ -96,6 +96,8 @@ def test_a_jobs_debris_is_its_own_temporaries_only():
     assert shards.is_own_debris("train-00001-of-00003.tfrecord.tmp-ab12", "train")
     assert shards.is_own_debris("failures-train.jsonl.tmp-train-ab12", "train")
     assert shards.is_own_debris("manifest.json.tmp-train-ab12", "train")
+    assert shards.is_own_debris("dataset_info.json.tmp-train-ab12", "train")  # TFDS metadata
+    assert not shards.is_own_debris("features.json.tmp-eval-ab12", "train")
     assert not shards.is_own_debris("manifest.json.tmp-eval-ab12", "train")
     assert not shards.is_own_debris("eval-00001-of-00003.tfrecord.tmp-ab12", "train")
     assert not shards.is_own_debris("train-00001-of-00003.tfrecord", "train")
