@@ -52,6 +52,10 @@ setup(
             "yt-dlp-ejs==0.8.0",
             "deno==2.9.8",
             "pandas>=2.2",  # segment CSVs
+            # Beam's Dask runner (--runner DaskRunner on a `dask scheduler` + `dask worker`
+            # cluster): what apache-beam[dask] brings, pinned to the release tested with Beam's pin.
+            "dask==2026.8.0",
+            "distributed==2026.8.0",
         ],
         # The trainer (python -m training): training, probe, export, pictures.
         "train": [

@@ -71,3 +71,14 @@ def test_deno_pin_meets_yt_dlp_and_is_installed():
     (pin,) = required("deno").specifier
     assert pin.operator == "==" and pin.version in yt_dlp_wants("deno", "deno").specifier
     assert importlib.metadata.version("deno") == pin.version
+
+
+def test_dask_pins_meet_beams_dask_extra_and_are_installed():
+    # The pipeline role runs on a Dask cluster too (docs/dask.md): Beam's own dask extra, pinned.
+    for name in ("dask", "distributed"):
+        (pin,) = required(name).specifier
+        (beam_wants,) = [r for r in map(Requirement, importlib.metadata.requires("apache-beam"))
+                         if r.name == name and r.marker is not None and r.marker.evaluate({"extra": "dask"})]
+        assert pin.operator == "==" and pin.version in beam_wants.specifier
+        assert importlib.metadata.version(name) == pin.version
+    assert not {"dask", "distributed"} & names(setup_arguments()["extras_require"]["train"])
