@@ -33,7 +33,7 @@ def test_each_role_installs_its_own_packages_and_not_the_other_roles():
     downloader = {"apache-beam", "yt-dlp", "yt-dlp-ejs", "deno"}
     trainer_only = {"scikit-learn", "matplotlib", "tensorboard"}
     # audioshards/tfrecord.py frames records with crcmod: declared, not borrowed from Beam.
-    assert {"tensorflow", "numpy", "scipy", "librosa", "numba", "ffmpeg-python", "crcmod"} <= core
+    assert {"tensorflow", "numpy", "scipy", "librosa", "numba", "ffmpeg-python", "crcmod", "tensorflow-datasets"} <= core
     assert not core & (downloader | trainer_only)
     assert downloader <= names(extras["pipeline"]) and not names(extras["pipeline"]) & trainer_only
     assert trainer_only <= names(extras["train"]) and not names(extras["train"]) & downloader
