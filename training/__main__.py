@@ -11,6 +11,7 @@ settings come from RUN_DIR/config.json, so `python -m training train --out RUN_D
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -110,10 +111,26 @@ def check_run(run: str) -> None:
                                        "train with each checkpoint); is it a run directory, and has it saved one?")
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line. An unknown flag is reported by its subcommand's parser (its usage,
+    not the top level's), with the closest flags it has, as a misspelling usually is one of them."""
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if unknown:
+        (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        command = commands.choices[args.command]
+        known = [option for action in command._actions for option in action.option_strings]  # noqa: SLF001
+        guesses = list(dict.fromkeys(match for word in unknown if word.startswith("-")
+                                     for match in difflib.get_close_matches(word.split("=")[0], known, n=3)))
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+        command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; ``argv`` None means the process is ours (``python -m training``, ``mygo-train``),
     so TensorFlow's native start-up lines may be filtered from its stderr."""
-    args = parser().parse_args(argv)  # choices are checked here, before TensorFlow is imported
+    args = parse(argv)  # choices are checked here, before TensorFlow is imported
     console.quiet_tensorflow(args.log_level, own_process=argv is None)
     if args.command == "train":
         return train_command(args)

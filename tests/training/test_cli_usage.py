@@ -84,3 +84,18 @@ def test_viz_checks_its_audio_before_creating_out(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"--audio {tmp_path / 'missing.csv'}: no such folder or CSV" in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command, flag, guess, required", [
+    ("train", "--setps", "--steps", ["--shards", "s", "--out", "o"]),
+    ("probe", "--basline", "--baselines", ["--run", "r", "--shards", "s"]),
+])
+def test_a_misspelt_flag_prints_its_subcommands_usage_and_the_closest_flags(capsys, command, flag, guess, required):
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit) as exit:
+        main([command, flag, "3", *required])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert error.startswith(f"usage: python -m training {command} ")
+    assert f"python -m training {command}: error: unrecognized arguments: {flag} 3 (did you mean {guess}" in error
