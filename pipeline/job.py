@@ -149,12 +149,11 @@ def spread_batches(plan: SegmentPlan, at_least: int) -> SegmentPlan:
     one per segment). For the Dask runner, whose Reshuffle does nothing: the job's parallelism is
     the number of partitions its first Create makes, one per batch (run.py). The segments, and
     so the shards, are the same."""
-    parts = -(-at_least // max(len(plan.batches), 1))
-    if parts <= 1:
+    if len(plan.batches) >= at_least:
         return plan
+    size = max(1, plan.total // at_least)  # so that there are at least total / size >= at_least parts
     batches = []
     for batch in plan.batches:
-        size = -(-batch.count // parts)
         batches += [dataclasses.replace(batch, skip=batch.skip + first, count=min(size, batch.count - first))
                     for first in range(0, batch.count, size)]
     return SegmentPlan(plan.total, tuple(batches))
