@@ -7,6 +7,8 @@
 
 Running the same command again with the same --out resumes from the latest checkpoint; the run's
 settings come from RUN_DIR/config.json, so `python -m training train --out RUN_DIR` is enough.
+`--config FILE` starts from the settings of a JSON file (a saved config.json, or a few sections of
+it), with the flags given beside it overriding them.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ examples:
   python -m training train --shards shards/audioset --out runs/cpu --model tiny --batch 16 --steps 200 \\
       --global-frames 106 --local-frames 46 --cpu-devices 2
   python -m training train --out runs/base            # resume: settings from runs/base/config.json
+  python -m training train --config runs/base/config.json --out runs/base-lr --lr 1e-4   # a variant
 """
 
 
@@ -45,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train (or resume) a run", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     config_module.add_arguments(train)
+    train.add_argument("--config", metavar="FILE",
+                       help="start from the settings in FILE (JSON in config.json's form, any subset: a saved run's "
+                            "config.json or a small file of your own); flags given with it win")
     add_log_level(train)
     from training import probe, viz
 
@@ -162,6 +168,8 @@ def train_command(args: argparse.Namespace) -> int:
 
     settings = config_module.given_settings(args)
     try:
+        if args.config:
+            settings = config_module.settings_from_file(args.config, settings)
         config, resumed = resolve_train_config(settings)
     except (config_module.UsageError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

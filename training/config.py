@@ -17,7 +17,7 @@ import json
 import typing
 from typing import Any
 
-from audioshards import flags
+from audioshards import flags, storage
 from audioshards.flags import setting
 from training.vit import LEARNING_RATES, MODEL_SIZES
 
@@ -295,6 +295,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def given_settings(namespace: argparse.Namespace) -> dict[str, Any]:
     """{dotted setting: value} for the flags present on the command line."""
     return flags.given(namespace, FLAGS)
+
+
+def settings_from_file(path: str, flag_settings: dict[str, Any]) -> dict[str, Any]:
+    """``--config FILE``: the settings a JSON file holds, in config.json's form (any subset of its
+    sections and keys, e.g. ``{"model": {"size": "small"}, "run": {"batch": 64}}``), as dotted
+    settings under ``flag_settings`` (flags win). The file is checked like a saved config.json
+    (each problem named with the file). A flag that changes the model size also drops the file's
+    numbers of the old size (width, depth, ...) and its learning rate, unless flags give them: a
+    saved config.json spells them all out, and the new size should bring its own."""
+    if not storage.exists(path):
+        raise UsageError(f"--config {path}: no such file")
+    load(path)  # types and names, each problem with the file's name
+    with storage.open_read(path) as handle:
+        values = json.loads(handle.read().decode("utf-8"))
+    given: dict[str, Any] = {}
+    for section, inner in values.items():
+        for key, value in (inner.items() if isinstance(inner, dict) else ()):
+            given[f"{section}.{key}"] = tuple(value) if isinstance(value, list) else value
+    size = flag_settings.get("model.size")
+    if size is not None and size != given.get("model.size"):
+        for key in [*MODEL_SIZES.get(given.get("model.size", ""), {}), "lr"]:
+            given.pop(f"{'optim' if key == 'lr' else 'model'}.{key}", None)
+    return {**given, **flag_settings}
 
 
 def config_from_settings(settings: dict[str, Any], base: Config | None = None) -> Config:

@@ -82,3 +82,49 @@ def test_run_length_from_steps_or_epochs():
     assert total_steps(Config().replace(**{"run.steps": 7}), train_examples=36) == 7
     assert total_steps(Config().replace(**{"run.epochs": 2.0, "run.batch": 8}), train_examples=36) == 9
     assert total_steps(Config().replace(**{"run.batch": 36}), train_examples=36) == 100  # default: 100 epochs
+
+
+# --------------------------------------------------------------------------------------------
+# --config FILE
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_config_file_gives_settings_and_flags_win(tmp_path):
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps({"model": {"size": "small"}, "run": {"batch": 64, "steps": 10},
+                                "views": {"global_crop": [0.7, 1.0]}}))
+    settings = config_module.settings_from_file(str(path), {"run.steps": 20})
+    assert settings == {"model.size": "small", "run.batch": 64, "run.steps": 20, "views.global_crop": (0.7, 1.0)}
+    config = config_module.config_from_settings(settings)
+    assert (config.model.width, config.run.batch, config.run.steps, config.optim.lr) == (384, 64, 20, 5e-4)
+
+
+def test_a_saved_config_with_another_model_size_brings_that_sizes_numbers(tmp_path):
+    saved = config_module.config_from_settings({"model.size": "tiny", "run.out": "runs/a", "run.shards": "s"})
+    path = tmp_path / "config.json"
+    path.write_text(saved.to_json())
+    settings = config_module.settings_from_file(str(path), {"model.size": "small", "run.out": "runs/b"})
+    config = config_module.config_from_settings(settings)
+    assert (config.model.size, config.model.width, config.model.depth) == ("small", 384, 12)
+    assert config.optim.lr == 5e-4 and config.run.out == "runs/b" and config.run.shards == "s"
+
+
+def test_a_bad_config_file_is_named(tmp_path):
+    with pytest.raises(config_module.UsageError, match="--config .*missing.json: no such file"):
+        config_module.settings_from_file(str(tmp_path / "missing.json"), {})
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"run": {"batch": "many"}}))
+    with pytest.raises(config_module.UsageError, match="bad.json: run.batch is 'many' \\(str\\), expected int"):
+        config_module.settings_from_file(str(path), {})
+
+
+def test_train_starts_a_new_run_from_a_config_file(tmp_path, train_in_process):
+    path = tmp_path / "variant.json"
+    path.write_text(json.dumps({"model": {"size": "tiny"}, "run": {"batch": 8, "steps": 7}}))
+    run = tmp_path / "run"
+    # No shards there: the run stops at its data (exit 2), after writing the config it resolved.
+    result = train_in_process("--config", str(path), "--out", str(run), "--shards", str(tmp_path / "none"),
+                              "--steps", "9")
+    assert result.returncode == 2 and "no manifest.json in" in result.stdout + result.stderr
+    written = json.loads((run / "config.json").read_text())
+    assert (written["run"]["batch"], written["run"]["steps"], written["model"]["width"]) == (8, 9, 64)
