@@ -175,6 +175,23 @@ def from_dict(cls: type, values: Mapping[str, Any], *, what: str | None = None,
     return cls(**kwargs)
 
 
+def accept_snake_case(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``argv`` with the snake_case spelling of this parser's own flags (``--num_shards``) turned into
+    their kebab-case names (``--num-shards``). Our flags are kebab-case, as most command lines'
+    are; Beam's options, typed on the same line, are snake_case (``--temp_location``), so users
+    type ours that way too. Anything the parser does not know stays as it is (Beam's options)."""
+    known = set(parser._option_string_actions)  # noqa: SLF001 (argparse keeps them nowhere public)
+    result = []
+    for index, token in enumerate(argv):
+        if token == "--":
+            return result + list(argv[index:])
+        name, equals, value = token.partition("=")
+        if name.startswith("--") and "_" in name and name not in known and name.replace("_", "-") in known:
+            token = name.replace("_", "-") + equals + value
+        result.append(token)
+    return result
+
+
 # --------------------------------------------------------------------------------------------
 # Reference
 # --------------------------------------------------------------------------------------------

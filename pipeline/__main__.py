@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any worker imports TensorFlow
     ours = parser()
-    args, beam_args = ours.parse_known_args(argv)
+    args, beam_args = ours.parse_known_args(flags.accept_snake_case(argv, ours))
     beam_args = with_runner_aliases(beam_args)
     configure_logging(args.log_level)
     try:

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from audioshards import storage
+from audioshards import flags, storage
 from training import config as config_module
 from training import console
 
@@ -121,9 +121,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     """The parsed command line. An unknown flag is reported by its subcommand's parser (its usage,
     not the top level's), with the closest flags it has, as a misspelling usually is one of them."""
     top = parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in commands.choices:  # --batch_size reads as --batch-size (flags.accept_snake_case)
+        argv = [argv[0], *flags.accept_snake_case(argv[1:], commands.choices[argv[0]])]
     args, unknown = top.parse_known_args(argv)
     if unknown:
-        (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
         command = commands.choices[args.command]
         known = [option for action in command._actions for option in action.option_strings]  # noqa: SLF001
         guesses = list(dict.fromkeys(match for word in unknown if word.startswith("-")

@@ -82,3 +82,13 @@ def test_reference_is_a_table_per_group_with_flag_default_and_help():
     assert "| `--second-pair LOW HIGH` | `1.0 2.0` | a pair |" in text
     assert "| `--level LEVEL` | `INFO` | hand-written (default INFO) |" in text
     assert "### first settings" in text and "### second settings" in text
+
+
+def test_the_snake_case_spelling_of_our_flags_is_accepted_and_others_are_left_alone():
+    parser = argparse.ArgumentParser()
+    flags.add_arguments(parser, ROWS)
+    argv = ["--name", "a", "--second_low=4", "--second_low", "5", "--temp_location", "gs://t", "--loud",
+            "--", "--second_low"]
+    assert flags.accept_snake_case(argv, parser) == [
+        "--name", "a", "--second-low=4", "--second-low", "5", "--temp_location", "gs://t", "--loud", "--", "--second_low"]
+    assert parse(*flags.accept_snake_case(["--name", "b", "--second_low", "9"], parser)).second.low == 9.0

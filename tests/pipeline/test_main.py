@@ -74,6 +74,15 @@ def test_main_hands_every_unknown_option_to_beam(monkeypatch):
     assert beam_args == DATAFLOW and config.out == "gs://b/shards"
 
 
+def test_our_flags_may_be_spelt_in_snake_case_like_beams_next_to_them(monkeypatch):
+    calls = []
+    monkeypatch.setattr("pipeline.run.run", lambda config, beam_args, argv: calls.append((config, beam_args)))
+    monkeypatch.setattr(cli, "configure_logging", lambda level: None)
+    assert cli.main([*REQUIRED, "--num_shards", "3", "--max_seconds=90", *DATAFLOW]) == 0
+    (config, beam_args), = calls
+    assert (config.num_shards, config.clips.max_seconds) == (3, 90.0) and beam_args == DATAFLOW
+
+
 def test_missing_cookie_file_stops_the_launch_with_exit_code_2(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(cli, "configure_logging", lambda level: None)
     missing = str(tmp_path / "cookies.txt")

@@ -99,3 +99,13 @@ def test_a_misspelt_flag_prints_its_subcommands_usage_and_the_closest_flags(caps
     assert exit.value.code == 2
     assert error.startswith(f"usage: python -m training {command} ")
     assert f"python -m training {command}: error: unrecognized arguments: {flag} 3 (did you mean {guess}" in error
+
+
+def test_train_flags_may_be_spelt_in_snake_case():
+    from training.__main__ import parse
+
+    args = parse(["train", "--shards", "s", "--out", "o", "--keep_checkpoints", "2", "--global_frames=106"])
+    from training.config import given_settings
+
+    assert given_settings(args) == {"run.shards": "s", "run.out": "o", "run.keep_checkpoints": 2,
+                                    "views.global_frames": 106}
