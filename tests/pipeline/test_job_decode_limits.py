@@ -11,22 +11,18 @@ from typing import Any
 
 import pytest
 
+from tests.signals import write_tone
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: Longer than the decoder's default cap (600 s); 8 kHz mono keeps the file small and quick to make.
 LONG_S = 605.0
-
-
-def tone(path: Path, seconds: float, sample_rate: int = 48_000) -> Path:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency=440:sample_rate={sample_rate}:duration={seconds}", str(path)], check=True)
-    return path
 
 
 @pytest.fixture(scope="module")
 def long_source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An --audio-dir holding one source of 605 s."""
     directory = tmp_path_factory.mktemp("long")
-    tone(directory / "long.flac", LONG_S, sample_rate=8_000)
+    write_tone(directory / "long.flac", LONG_S, frequency=440, rate=8_000)
     return directory
 
 
@@ -65,7 +61,7 @@ def test_a_decode_that_hangs_is_a_transient_timeout_failure(tmp_path):
     transient timeout (the next run tries again), while the other file of its batch is decoded."""
     audio = tmp_path / "audio"
     audio.mkdir()
-    tone(audio / "good.wav", 10.0)
+    write_tone(audio / "good.wav", 10.0, frequency=440)
     os.mkfifo(audio / "x.wav")
     failures, split = run_job(audio, tmp_path / "shards", "--decode-timeout", "1")
     assert set(failures) == {"x.wav"}
