@@ -147,8 +147,8 @@ def plan_segments(config: JobConfig) -> SegmentPlan:
 def spread_batches(plan: SegmentPlan, at_least: int) -> SegmentPlan:
     """The plan with each batch cut into equal parts, so that there are ``at_least`` batches (or
     one per segment). For the Dask runner, whose Reshuffle does nothing: the job's parallelism is
-    the number of partitions its first Create makes, one per batch (run.py). The segments, and
-    so the shards, are the same."""
+    the number of partitions its first Create makes (run.py's dask_partitions), and a partition
+    needs a batch of its own. The segments, and so the shards, are the same."""
     if len(plan.batches) >= at_least:
         return plan
     size = max(1, plan.total // at_least)  # so that there are at least total / size >= at_least parts

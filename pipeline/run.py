@@ -20,9 +20,13 @@ from pipeline.segments import file_sha256, load_vocabulary
 log = logging.getLogger(__name__)
 SETUP_FILE = Path(__file__).resolve().parent.parent / "setup.py"
 LOCAL_RUNNERS = ("DirectRunner", "direct")  # whose workers see this machine's files
-#: On the Dask runner: the segments are cut into at least this many batches, one Dask partition
-#: each (its Reshuffle does not spread them: only the partitions of the first Create do).
-DASK_BATCHES = 256
+#: On the Dask runner, whose Reshuffle does nothing, the segments are spread over the workers by
+#: the partitions of the job's first Create: this many per thread of the cluster's workers. Every
+#: GroupByKey shuffles all partitions (a Dask task shuffle: about partitions x 32 tasks per stage
+#: of 32), so more would cost the scheduler more than it balances.
+DASK_PARTITIONS_PER_THREAD = 4
+#: Partitions when the cluster's threads are not known (--dask_partition_size given).
+DASK_BATCHES = 64
 
 
 def prepare_output(config: JobConfig, num_shards: int) -> None:
@@ -87,7 +91,7 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
+def beam_options(config: JobConfig, beam_args: list[str], dask_partitions: int | None = None) -> Any:
     """Beam options: the user's, plus the local defaults (DirectRunner named explicitly so it
     never tries to download the Prism runner; multi-processing with one worker per core)."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -109,10 +113,10 @@ def beam_options(config: JobConfig, beam_args: list[str]) -> Any:
             extra["default_sdk_harness_log_level"] = "WARNING"
             extra["sdk_harness_log_level_overrides"] = {"pipeline": "INFO"}
     elif is_dask_runner(runner):
-        # Each element of a Create its own partition (Beam's default packs 128 in one): the
-        # batches of segments are spread over the workers by their partitions (DASK_BATCHES).
-        if not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
-            extra["partition_size"] = 1
+        # The partitions of every Create (Beam's default packs 128 elements in one): the batches
+        # of segments are spread over the workers by them (dask_partitions).
+        if dask_partitions and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+            extra["npartitions"] = dask_partitions
     else:
         if not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
             extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project
@@ -153,12 +157,14 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
     runner = options.get_all_options()["runner"]
     if is_dask_runner(runner):
         config = absolute_paths(config)
+        partitions = dask_partitions(options)
+        options = beam_options(config, beam_args, dask_partitions=partitions)
     check_cookies(config.fetch, local_workers=runner in LOCAL_RUNNERS)
     plan = plan_segments(config)
     if not plan.total:
         raise ValueError("no segments to shard (empty CSV, empty --audio-dir, or everything skipped)")
     if is_dask_runner(runner):
-        plan = spread_batches(plan, DASK_BATCHES)
+        plan = spread_batches(plan, partitions)
     num_shards = config.num_shards or shards.default_num_shards(plan.total)
     prepare_output(config, num_shards)
     split_info = {
@@ -186,6 +192,30 @@ def run(config: JobConfig, beam_args: list[str], argv: list[str] | None = None) 
     log_counters(result)
     log_outcome(config, split_info["started"])
     return result
+
+
+def dask_partitions(options: Any) -> int:
+    """Partitions of the job's Creates on the Dask runner: --dask_npartitions, or
+    DASK_PARTITIONS_PER_THREAD per thread of the cluster's workers (asked from its scheduler; the
+    workers that join later get shards to write but no segments to fetch)."""
+    settings = options.get_all_options()
+    if settings.get("npartitions"):
+        return settings["npartitions"]
+    if settings.get("partition_size"):
+        return DASK_BATCHES
+    address = settings.get("address") or settings.get("scheduler_file")
+    threads = os.cpu_count() or 1  # no address: Beam starts a local cluster, a worker per core
+    if address:
+        import distributed
+
+        timeout = settings.get("timeout") if isinstance(settings.get("timeout"), int) else 30
+        kind = "address" if settings.get("address") else "scheduler_file"
+        with distributed.Client(**{kind: address}, timeout=timeout, set_as_default=False) as client:
+            threads = sum(client.nthreads().values())
+        if not threads:
+            log.warning("the Dask cluster at %s has no worker yet", address)
+    log.info("Dask: %d worker threads, %d partitions", threads, DASK_PARTITIONS_PER_THREAD * max(threads, 1))
+    return DASK_PARTITIONS_PER_THREAD * max(threads, 1)
 
 
 def absolute_paths(config: JobConfig) -> JobConfig:

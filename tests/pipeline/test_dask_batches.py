@@ -8,7 +8,7 @@ from pipeline import job
 from pipeline.__main__ import parser, unknown_arguments
 from pipeline.config import DASK_RUNNER, JobConfig, is_dask_runner, with_runner_aliases
 from pipeline.segments import parse_segments_csv, load_vocabulary
-from pipeline.run import DASK_BATCHES, beam_options
+from pipeline.run import DASK_BATCHES, beam_options, dask_partitions
 from tests.pipeline.test_read_segments import HEADER, read_all, rows
 
 
@@ -21,13 +21,16 @@ def test_dask_runner_has_a_short_name_and_its_options_are_known():
     assert unknown_arguments(parser(), with_runner_aliases(args)) == []
 
 
-def test_dask_partitions_are_one_batch_each_unless_told(tmp_path):
+def test_dask_partitions_are_the_jobs_unless_told(tmp_path):
     config = JobConfig(split="train", out=str(tmp_path / "out"), cache=str(tmp_path / "cache"), segments=("x.csv",))
-    options = beam_options(config, ["--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:8786"])
+    args = ["--runner", "DaskRunner", "--dask_client_address", "tcp://127.0.0.1:8786"]
+    options = beam_options(config, args, dask_partitions=12)
     assert options.get_all_options()["runner"] == DASK_RUNNER
-    assert options.get_all_options()["partition_size"] == 1
-    options = beam_options(config, ["--runner", "DaskRunner", "--dask_npartitions", "8"])
-    assert options.get_all_options()["npartitions"] == 8 and not options.get_all_options()["partition_size"]
+    assert options.get_all_options()["npartitions"] == 12
+    options = beam_options(config, ["--runner", "DaskRunner", "--dask_npartitions", "8"], dask_partitions=12)
+    assert options.get_all_options()["npartitions"] == 8 and dask_partitions(options) == 8
+    options = beam_options(config, ["--runner", "DaskRunner", "--dask_partition_size", "3"], dask_partitions=12)
+    assert not options.get_all_options()["npartitions"] and dask_partitions(options) == DASK_BATCHES
 
 
 @pytest.mark.parametrize("count", [1, 7, DASK_BATCHES + 3, 3 * job.SEGMENT_BATCH + 5])
