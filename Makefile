@@ -68,6 +68,16 @@ probe: install
 	  $(PY) -m training probe --run $(RUN) --audio $(DATA) --out $(RUN)/probe.json $(PROBE_ARGS); \
 	fi
 
+# make pictures RUN=runs/NAME [DATA=shards/dir-or-labelled-audio] [OUT=docs/pictures] [VIZ_ARGS=--max-clips 500]:
+# viz's PNG files (training curves; with DATA the PCA and attention pictures; probe.png from RUN/probe.json when
+# there) into RUN/pictures, or into OUT when given; also into the run's TensorBoard (docs/evaluation.md).
+VIZ_ARGS ?=
+.PHONY: pictures
+pictures: install
+	@test -n "$(RUN)" || { echo "usage: make pictures RUN=runs/NAME [DATA=SHARD_DIR|AUDIO_DIR|CSV] [OUT=docs/pictures]"; exit 2; }
+	$(PY) -m training viz --run $(RUN) $(if $(DATA),$(if $(wildcard $(DATA)/manifest.json),--shards,--audio) $(DATA)) \
+	  --out $(if $(filter command line environment,$(origin OUT)),$(OUT),$(RUN)/pictures) $(VIZ_ARGS)
+
 # make bench: every speed benchmark, each printing one JSON object (docs/performance.md: its duration).
 # flops.py's count is part of training_step's JSON; quality.py pretrains for a CPU budget and
 # probes (about 30 minutes on 2 cores for tiny): make quality.

@@ -151,13 +151,15 @@ def read_scalars(run: str) -> dict[str, list[tuple[int, float]]]:
     """{tag: [(step, value), ...]} from the TensorBoard event files of ``run``/tensorboard (not
     viz's own images under tensorboard/viz)."""
     import tensorflow as tf
+    from tensorflow.core.util import event_pb2
 
     curves: dict[str, dict[int, float]] = {}
     root = Path(run, "tensorboard")
     for event_file in sorted(root.rglob("events.out.tfevents.*")):
         if event_file.relative_to(root).parts[0] == VIZ_LOG_DIR:
             continue
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+        for record in tf.data.TFRecordDataset(str(event_file)):
+            event = event_pb2.Event.FromString(record.numpy())
             for value in event.summary.value:
                 kind = value.WhichOneof("value")
                 if kind == "simple_value":
@@ -205,6 +207,14 @@ def _short_task(task: str) -> str:
     return re.sub(r"\S*/\S*", lambda match: "/".join(match.group(0).rstrip("/").split("/")[-2:]), task)
 
 
+def _probe_details(report: dict) -> str:
+    if report.get("kind") == "single-label":
+        return f"{report.get('files', '?')} files, {report.get('classes', '?')} classes, {report.get('validation', '')}"
+    evaluated = {v.get("classes_evaluated") for v in report["results"].values()} - {None}
+    classes = f", macro over {evaluated.pop()} classes" if len(evaluated) == 1 else ""
+    return f"{report.get('train_examples', '?')} clips fitted, {report.get('eval_examples', '?')} measured{classes}"
+
+
 def probe_picture(report: dict, path: str, title: str) -> str:
     """The probe report (probe.json) as bars: a panel per metric, a bar per feature set."""
     metrics = [m for m in report["metrics"]
@@ -219,7 +229,7 @@ def probe_picture(report: dict, path: str, title: str) -> str:
     baseline_colours = iter(["0.55", "tab:orange", "tab:green", "tab:purple"])
     colours = {n: "tab:blue" if n == "lejepa" else "#9ecae1" if n.startswith("lejepa@") else next(baseline_colours, "0.4")
                for n in names}
-    width = max(3.2, 0.75 * len(names) + 1.2)
+    width = max(4.5, 0.75 * len(names) + 1.2)
     figure, grid = plt.subplots(1, len(metrics), figsize=(width * len(metrics), 4.2), squeeze=False)
     for axes, metric in zip(grid.flat, metrics):
         values = [float(report["results"][n].get(metric, float("nan"))) for n in names]
@@ -230,15 +240,15 @@ def probe_picture(report: dict, path: str, title: str) -> str:
             axes.scatter([position] * len(folds), folds, s=10, color="black", zorder=3,
                          label="one fold" if position == 0 and folds else None)
         if metric in chance:
-            axes.axhline(chance[metric], color="0.3", linestyle="--", linewidth=1, label="chance")
+            axes.axhline(chance[metric], color="0.3", linestyle="--", linewidth=1, label=f"chance ({chance[metric]:.3g})")
         finite = [v for v in values if math.isfinite(v)]
-        axes.set_ylim(0, min(1.0, 1.2 * max(finite + [chance.get(metric, 0.0)])) or 1.0)
+        axes.set_ylim(0, min(1.2, 1.3 * max(finite + [chance.get(metric, 0.0)])) or 1.0)  # room for the legend
         axes.set_xticks(range(len(names)), names, rotation=25, ha="right")
         axes.set_ylabel(metric)
         axes.grid(axis="y", alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
-            axes.legend(fontsize="small", loc="lower right")
-    figure.suptitle(f"{title}\n{_short_task(report.get('task', ''))}", fontsize="medium")
+            axes.legend(fontsize="small", loc="upper left", framealpha=0.9)
+    figure.suptitle(f"{title}\n{_short_task(report.get('task', ''))}\n{_probe_details(report)}", fontsize="medium")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
