@@ -279,8 +279,8 @@ def job_progress(what: str, job: str) -> Progress:
     bundle of job after job: counts and rates belong to the process and the job, not the bundle."""
     with _progress_lock:
         if (what, job) not in _progress:
-            for key in [key for key in _progress if key[0] == what]:
-                del _progress[key]  # an earlier job's
+            while len(_progress) >= 16:  # earlier jobs' (the two splits' jobs may share the workers)
+                del _progress[next(iter(_progress))]
             _progress[(what, job)] = Progress(what)
         return _progress[(what, job)]
 

@@ -2,6 +2,9 @@
 segment batches cut into parts (its Reshuffle spreads nothing: the first Create's partitions do)."""
 from __future__ import annotations
 
+import pickle
+import threading
+
 import pytest
 
 from pipeline import job
@@ -55,3 +58,23 @@ def test_spread_batches_of_an_audio_directory(tmp_path):
     spread = job.spread_batches(plan, DASK_BATCHES)
     assert len(spread.batches) == 5
     assert [s.ytid for s in read_all(spread, config)] == [s.ytid for s in read_all(plan, config)]
+
+
+def test_fetch_progress_belongs_to_the_process_and_job_not_to_the_bundle(tmp_path):
+    # The Dask runner unpickles a DoFn and calls setup() for every bundle, in threads of workers
+    # that run job after job: each bundle's copy counts into the same Progress of its job.
+    config = JobConfig(split="train", out=str(tmp_path / "out"), cache=str(tmp_path / "cache"), segments=("x.csv",))
+    first = job.FetchAudio(config, 3)
+    bundles = [pickle.loads(pickle.dumps(first)) for _ in range(3)]
+    for fn in [first, *bundles]:
+        fn.setup()
+    assert all(fn.progress is first.progress for fn in bundles)
+    threads = [threading.Thread(target=lambda fn=fn: [fn.progress.add("cached") for _ in range(1000)]) for fn in bundles]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert first.progress.counts == {"cached": 3000}
+    next_job = job.FetchAudio(config, 3)
+    next_job.setup()
+    assert next_job.progress is not first.progress and next_job.progress.counts == {}
