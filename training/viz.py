@@ -362,13 +362,19 @@ def _shard_manifest(directory: str) -> dict:
 
 def write_tensorboard(log_dir: str, pictures: list[str], step: int, embedded: Embedded | None) -> None:
     """Each PNG as an image summary ``pictures/<name>``; the embeddings into the projector."""
+    import struct
+
     import tensorflow as tf
+    from tensorboard.plugins.image import metadata
 
     writer = tf.summary.create_file_writer(log_dir)
     with writer.as_default():
         for path in pictures:
-            image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-            tf.summary.image(f"pictures/{Path(path).stem}", image[None], step=step)
+            png = Path(path).read_bytes()
+            width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+            # What tf.summary.image writes, [width, height, PNG], without decoding and encoding it again.
+            tf.summary.write(f"pictures/{Path(path).stem}", tf.constant([str(width).encode(), str(height).encode(), png]),
+                             step=step, metadata=metadata.create_summary_metadata(display_name=None, description=None))
     writer.close()
     if embedded is not None:
         write_projector(log_dir, embedded.embeddings, embedded.columns)
