@@ -15,8 +15,9 @@ writes:
   the ``[CLS]`` attention of the last block over the frequency × time patch grid, drawn over the
   clip's log-mel (first channel, first 10 s window). The attention is shown relative to uniform:
   each patch's share of the attention [CLS] gives the patches, times the number of patches, so 1
-  is a uniform map, on a fixed colour scale from 0 to 3 (3 and above in the top colour). A map
-  that is uniform up to noise therefore looks uniform, whatever its absolute values.
+  is a uniform map, on a fixed logarithmic colour scale from 0.1 to 10 times uniform (values
+  beyond in the end colours). A map that is uniform up to noise therefore looks uniform, whatever
+  its absolute values, and a peaked one shows its peaks' sizes rather than its own range.
 
 The labelled data is either
 
@@ -53,8 +54,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 MAX_ATTENTION_PICTURES = 6
 MAX_CLIPS = 2000
-#: The attention colour scale: 0 to this many times the uniform share.
-ATTENTION_RANGE = 3.0
+#: The attention colour scale, in multiples of the uniform share, logarithmic: a tenth to ten times.
+ATTENTION_RANGE = (0.1, 10.0)
 #: Labels with a colour of their own in the PCA; the others share grey.
 MAX_COLOURED_LABELS = 19
 VIZ_LOG_DIR = "viz"  # under RUN_DIR/tensorboard
@@ -124,7 +125,10 @@ def relative_attention(attention: np.ndarray) -> np.ndarray:
 def attention_picture(logmel: np.ndarray, attention: np.ndarray, path: str, title: str,
                       patch: int = 16, stride: int = 10) -> str:
     """``logmel`` [mel, frames] dB, ``attention`` [rows, columns] over the patch grid, drawn relative to
-    uniform on a fixed scale (0 to ATTENTION_RANGE): the colours do not depend on the map's own range."""
+    uniform on a fixed logarithmic scale (ATTENTION_RANGE): the colours do not depend on the map's own range."""
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
     plt = _pyplot()
     mels, frames = logmel.shape
     rows, columns = attention.shape
@@ -132,15 +136,19 @@ def attention_picture(logmel: np.ndarray, attention: np.ndarray, path: str, titl
     image = axes.imshow(logmel, origin="lower", aspect="auto", cmap="magma", extent=(0, frames, 0, mels))
     # Each patch covers [i·stride, i·stride + patch); drawn on its stride cell, centred in the patch.
     offset = (patch - stride) / 2
-    overlay = axes.imshow(relative_attention(attention), origin="lower", aspect="auto", cmap="viridis", alpha=0.55,
-                          vmin=0.0, vmax=ATTENTION_RANGE,
+    low, high = ATTENTION_RANGE
+    overlay = axes.imshow(np.clip(relative_attention(attention), low, high), origin="lower", aspect="auto",
+                          cmap="viridis", alpha=0.55, norm=LogNorm(low, high),
                           extent=(offset, offset + columns * stride, offset, offset + rows * stride))
     axes.set_xlabel("time frame (hop 2048 samples ≈ 43 ms)")
     axes.set_ylabel("mel band")
     axes.set_title(title)
     figure.colorbar(image, ax=axes, label="log-mel (dB)", pad=0.01)
-    figure.colorbar(overlay, ax=axes, extend="max", pad=0.02,
-                    label=f"[CLS] attention, last block, × uniform\n(1 = 1/{rows * columns} of it per patch)")
+    bar = figure.colorbar(overlay, ax=axes, extend="both", pad=0.02,
+                          label=f"[CLS] attention, last block, × uniform\n(1 = 1/{rows * columns} of it per patch; log scale)")
+    bar.ax.yaxis.set_major_locator(FixedLocator([t for t in (0.1, 0.25, 0.5, 1, 2, 4, 10) if low <= t <= high]))
+    bar.ax.yaxis.set_minor_locator(FixedLocator([]))
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}×"))
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
