@@ -481,7 +481,7 @@ def _data_pictures(args, run_dir: str, max_clips: int, out: Path, written: list[
     encoder, metadata = load_encoder(f"{run_dir}/encoder")
     mean, std = normalisation(metadata)
     featurize = encoder_featurizer(encoder, mean, std)
-    if args.shards:
+    if getattr(args, "shards", None):
         embedded = embed_shards(args.shards, featurize, max_clips)
         how = ", each coloured by its most frequent label"
     else:
