@@ -105,14 +105,15 @@ def resolve_train_config(settings: dict) -> tuple[config_module.Config, bool]:
     return config_module.config_from_settings(settings), False
 
 
-def check_run(run: str) -> None:
-    """export and viz read RUN_DIR/encoder: a missing run is named before TensorFlow starts, not
-    reported as an ``[Errno 2]`` about a file inside it. Remote runs are left to the reader."""
+def check_run(run: str, needs_encoder: bool = True) -> None:
+    """export and viz read RUN_DIR/encoder (viz only when it embeds data; its curves come from the
+    run's TensorBoard events alone): a missing run is named before TensorFlow starts, not reported
+    as an ``[Errno 2]`` about a file inside it. Remote runs are left to the reader."""
     if storage.is_remote(run):
         return
     if not os.path.isdir(run):
         raise config_module.UsageError(f"--run {run}: no such run directory")
-    if not os.path.isfile(os.path.join(run, "encoder", "encoder.json")):
+    if needs_encoder and not os.path.isfile(os.path.join(run, "encoder", "encoder.json")):
         raise config_module.UsageError(f"--run {run}: no exported encoder in it (encoder/encoder.json, written by "
                                        "train with each checkpoint); is it a run directory, and has it saved one?")
 
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(None, args.log_level)
     try:
         if args.command in ("export", "viz"):
-            check_run(args.run)
+            check_run(args.run, needs_encoder=args.command == "export" or bool(args.shards or args.audio))
         if args.command == "probe":
             from training import probe
 

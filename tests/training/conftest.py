@@ -14,7 +14,8 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import logging
 import os
@@ -150,6 +151,22 @@ def labelled_audio(tmp_path_factory):
     return root
 
 
+@contextlib.contextmanager
+def logging_kept() -> Iterator[None]:
+    """Undoes the logging set-up a command's ``main`` installs (root handlers and levels)."""
+    root, ours = logging.getLogger(), logging.getLogger("training")
+    saved = root.handlers[:], root.level, ours.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in saved[0]:
+                handler.close()
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        ours.setLevel(saved[2])
+
+
 @pytest.fixture
 def train_in_process(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
     """``train_in_process(*argv)`` → CompletedProcess(returncode, stdout, stderr) of the train command
@@ -157,17 +174,8 @@ def train_in_process(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.
     from training.__main__ import main
 
     def run(*argv: str) -> subprocess.CompletedProcess:
-        root, ours = logging.getLogger(), logging.getLogger("training")
-        saved = root.handlers[:], root.level, ours.level
-        try:
+        with logging_kept():
             code = main(["train", *argv])
-        finally:
-            for handler in root.handlers:
-                if handler not in saved[0]:
-                    handler.close()
-            root.handlers[:] = saved[0]
-            root.setLevel(saved[1])
-            ours.setLevel(saved[2])
         captured = capsys.readouterr()
         return subprocess.CompletedProcess(["train", *argv], code, captured.out, captured.err)
 

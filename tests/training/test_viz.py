@@ -6,6 +6,8 @@ import shutil
 import matplotlib.image
 import numpy as np
 import pytest
+
+from tests.training.conftest import logging_kept
 import tensorflow as tf
 
 from training.__main__ import parse
@@ -170,3 +172,14 @@ def test_a_scalar_that_never_changed_gets_no_panel(tmp_path):
     assert matplotlib.image.imread(with_constant).shape == matplotlib.image.imread(one_row).shape
     four = curves_picture({**varying, "optimizer/grad_norm": [(1, 2.0), (2, 1.0)]}, str(tmp_path / "four.png"), "four")
     assert matplotlib.image.imread(four).shape[0] > matplotlib.image.imread(one_row).shape[0]  # a second row
+
+
+def test_the_curves_of_a_run_without_an_exported_encoder_yet(logged_run, tmp_path, capsys):
+    from training.__main__ import main
+
+    shutil.rmtree(logged_run / "encoder")
+    with logging_kept():
+        assert main(["viz", "--run", str(logged_run), "--out", str(tmp_path / "curves"), "--no-tensorboard"]) == 0
+        assert main(["viz", "--run", str(logged_run), "--out", str(tmp_path / "x"), "--audio", str(tmp_path)]) == 2
+    assert_pictures([str(tmp_path / "curves" / "training.png")])
+    assert "no exported encoder in it" in capsys.readouterr().err
