@@ -66,19 +66,19 @@ if ((${#missing[@]})); then
 fi
 
 "$python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MyGO needs Python 3.11 or newer")'
-if [ -n "$venv" ]; then
-  # In an image, the base's own packages (TensorFlow in TensorFlow's image) stay visible.
-  [ -x "$venv/bin/python" ] || "$python" -m venv ${image:+--system-site-packages} "$venv"
-  python="$venv/bin/python"
-fi
-
 if [ -n "$image" ]; then
   export PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
   [ ! -s /run/secrets/ca ] || export PIP_CERT=/run/secrets/ca
   [ ! -s /run/secrets/pipconf ] || export PIP_CONFIG_FILE=/run/secrets/pipconf
-else
-  "$python" -m pip install -q --upgrade pip
 fi
+new_venv=""
+if [ -n "$venv" ]; then
+  # In an image, the base's own packages (TensorFlow in TensorFlow's image) stay visible.
+  [ -x "$venv/bin/python" ] || { "$python" -m venv ${image:+--system-site-packages} "$venv"; new_venv=1; }
+  python="$venv/bin/python"
+fi
+# An image's base keeps its own pip; a new virtualenv's (Debian's is old) is brought up to date.
+[ -n "$image" ] && [ -z "$new_venv" ] || "$python" -m pip install -q --upgrade pip
 
 if [ "$deps" = only ]; then
   # setup.py's requirements, read without setuptools (a stand-in records the setup() call).

@@ -76,6 +76,33 @@ def test_install_script_is_valid_bash_and_rejects_unknown_options():
     assert result.returncode == 2 and "unknown option --frobnicate" in result.stderr
 
 
+def test_install_script_deps_only_installs_the_requirements_of_setup_py(tmp_path):
+    """The images' dependency layer: setup.py's core and extra requirements, and not MyGO itself
+    (pip is a stand-in here that records what it is asked to install)."""
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "ffmpeg"], capture_output=True, text=True)
+    if "install ok installed" not in status.stdout:
+        pytest.skip("Debian's ffmpeg is not installed (install.sh would install it)")
+    log = tmp_path / "pip.log"
+    python = tmp_path / "python"
+    python.write_text(f"""#!/usr/bin/env bash
+if [ "$1 $2" = "-m pip" ]; then
+  echo "pip $*" >> "{log}"
+  for argument; do [ ! -f "$argument" ] || cat "$argument" >> "{log}"; done
+  exit 0
+fi
+exec "{sys.executable}" "$@"
+""")
+    python.chmod(0o755)
+    result = subprocess.run([str(ROOT / "docker/install.sh"), "--extras", "pipeline", "--deps-only"],
+                            env={"PATH": "/usr/bin:/bin", "PYTHON": str(python)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    pins = setup_pins()
+    lines = log.read_text().splitlines()
+    assert pins["TENSORFLOW"] in lines and pins["APACHE_BEAM"] in lines  # core and pipeline extra
+    assert not any(line.startswith("scikit-learn") for line in lines)  # the train extra's
+    assert not any(line.startswith("pip ") and line.rstrip().endswith((str(ROOT), "]")) for line in lines)
+
+
 @pytest.mark.parametrize("dockerfile, role, other", ROLES)
 def test_each_image_installs_its_role_only(dockerfile, role, other):
     lines = instructions(ROOT / "docker" / dockerfile)
