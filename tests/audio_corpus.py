@@ -10,7 +10,7 @@ The YTIDs, times and labels are rows of the real ``pipeline/data/balanced_train_
 (rows starting at 0.000, so the files stay short), with one edit: the long file's row ends at
 35.000, because users' own CSVs have segments longer than AudioSet's 10 s.
 
-Used through the session fixtures of ``tests/conftest.py``; ``python tests/audio_corpus.py DIR``
+Used through the fixtures of ``tests/conftest.py`` (made once per test process); ``python tests/audio_corpus.py DIR``
 writes the corpus to DIR for a manual look.
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BALANCED_CSV = os.path.join(REPO, "pipeline", "data", "balanced_train_segments.csv")
 
-CLIP_S = 10.0                 # DESIGN §1 clip length
-MIN_REMAINDER_S = 2.0         # DESIGN §1 default minimum looped remainder
+CLIP_S = 10.0                 # clip length (docs/design.md)
+MIN_REMAINDER_S = 2.0         # default minimum looped remainder (docs/design.md)
 NOISE_AMPLITUDE = 0.003       # white noise under the tones: "a little"
 
 
@@ -132,7 +132,7 @@ class AudioCorpus:
 
 def expected_chunks(duration_s: float, clip_s: float = CLIP_S,
                     min_remainder_s: float = MIN_REMAINDER_S) -> int:
-    """DESIGN §1: consecutive clips; a remainder of at least ``min_remainder_s`` is looped to a
+    """As docs/design.md says: consecutive clips; a remainder of at least ``min_remainder_s`` is looped to a
     clip, a shorter one dropped; a source up to one clip long is looped to one clip."""
     if duration_s <= 0:
         return 0

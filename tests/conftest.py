@@ -1,10 +1,10 @@
-"""Session fixtures shared by every test: the audio corpus and local "mirror" servers.
+"""Fixtures shared by every test, made once per test process: the audio corpus and local "mirror" servers.
 
 - ``audio_corpus``: :class:`tests.audio_corpus.AudioCorpus` (served directory, the CSV text and
   file, and per YTID the expected outcome: chunks, or failure reason and permanence).
 - ``audio_server``: a :class:`tests.loopback_server.LoopbackServer` (the mirror
   :class:`pipeline.audio_server.AudioServer` with a request log and forced 429s) over the corpus
-  on 127.0.0.1, shared by the session (call ``.reset()`` before counting its requests).
+  on 127.0.0.1, shared by all tests (call ``.reset()`` before counting its requests).
 - ``audio_url_template``: ``http://127.0.0.1:PORT/{ytid}`` of that server.
 - ``rate_limited_server``: a fresh server per test that answers 429 to the first
   ``RATE_LIMITED_REQUESTS`` requests.
@@ -12,7 +12,7 @@
   of one test (stopped at its end).
 
 Nothing here touches anything but 127.0.0.1; proxy variables of the environment are removed for
-the session, so that yt-dlp, ffmpeg and urllib talk to the local servers directly.
+the test run, so that yt-dlp, ffmpeg and urllib talk to the local servers directly.
 """
 from __future__ import annotations
 
