@@ -117,6 +117,8 @@ def beam_options(config: JobConfig, beam_args: list[str], dask_partitions: int |
         # of segments are spread over the workers by them (dask_partitions).
         if dask_partitions and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
             extra["npartitions"] = dask_partitions
+    elif options.get_all_options().get("sdk_container_image"):
+        pass  # the pipeline image has this project and its role installed: nothing to install on workers
     else:
         if not options.get_all_options().get("setup_file") and SETUP_FILE.exists():
             extra["setup_file"] = str(SETUP_FILE)  # remote workers install this project

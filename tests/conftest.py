@@ -26,6 +26,21 @@ from tests.loopback_server import LoopbackServer
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
 
+#: Test files that start several TensorFlow, Beam or Dask processes, longest first. pytest-xdist
+#: (``make test``) hands whole files to its workers in collection order, so these start first and
+#: the many short files fill the workers' gaps at the end, instead of one long file running alone
+#: while the other worker idles.
+LONGEST_FIRST = (
+    "tests/training/test_multi_worker.py", "tests/training/test_resume.py", "tests/training/test_train.py",
+    "tests/training/test_replica_gradients.py", "tests/pipeline/test_job.py", "tests/training/test_learning.py",
+    "tests/pipeline/test_dask.py", "tests/corpora/test_corpora.py", "tests/pipeline/test_job_decode_limits.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest keep their order
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_proxy_from_environment() -> Iterator[None]:

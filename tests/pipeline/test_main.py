@@ -126,6 +126,16 @@ def test_remote_workers_get_the_pipeline_role_as_requirements():
     assert beam_options(local_config, local_args).get_all_options().get("requirements_file") is None
 
 
+def test_workers_of_the_pipeline_image_install_nothing_more():
+    image = ["--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location", "gs://b/tmp",
+             "--sdk_container_image", "europe-west4-docker.pkg.dev/p/r/mygo-pipeline:0.1.0"]
+    config, beam_args = split(*REQUIRED, *image)
+    options = beam_options(config, beam_args).get_all_options()
+    assert options.get("setup_file") is None and options.get("requirements_file") is None
+    without_image = beam_options(*split(*REQUIRED, *image[:-2])).get_all_options()
+    assert without_image["setup_file"] == str(SETUP_FILE) and without_image["requirements_file"]
+
+
 @pytest.mark.parametrize("argv, suggestion", [
     (["--sleep-intervall", "5"], "--sleep-interval"),
     (["--prox", "http://user:hunter2@127.0.0.1:9"], "--proxy"),
