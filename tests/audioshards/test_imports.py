@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 # Importing a module whose sys.modules entry is None raises ImportError: the module is, to this
@@ -25,12 +23,23 @@ def test_the_block_makes_beam_unimportable():
     assert result.returncode != 0 and "import of apache_beam halted" in result.stderr
 
 
-@pytest.mark.parametrize("module", ["audioshards.audio", "audioshards.flags", "audioshards.shards",
-                                    "audioshards.spectrogram", "audioshards.storage", "training",
-                                    "training.config", "training.data", "training.probe"])
-def test_module_imports_without_beam_or_yt_dlp(module):
-    result = run_without_pipeline_dependencies(f"import {module}")
+#: Every module of the contract and of the trainer (the trainer's --help is checked below).
+MODULES = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                 for package in ("audioshards", "training") for path in (ROOT / package).rglob("*.py")
+                 if path.name != "__main__.py")
+
+
+def test_every_contract_and_trainer_module_imports_without_beam_or_yt_dlp():
+    # One process imports them all (TensorFlow once) and names each module that fails.
+    code = ("import importlib, traceback\nfailed = []\n"
+            f"for name in {MODULES!r}:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except Exception:\n        failed.append(name + ': ' + traceback.format_exc(limit=1))\n"
+            "print('FAILED', failed)")
+    result = run_without_pipeline_dependencies(code)
     assert result.returncode == 0, result.stderr
+    assert "training.data" in MODULES and "audioshards.tfrecord" in MODULES and len(MODULES) > 20
+    assert result.stdout.strip().splitlines()[-1] == "FAILED []", result.stdout
 
 
 def test_trainer_help_runs_without_beam_or_yt_dlp():

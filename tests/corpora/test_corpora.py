@@ -195,7 +195,8 @@ def test_the_pipeline_shards_the_corpus_through_its_mirror(corpora, tmp_path):
         result = subprocess.run(
             [sys.executable, "-m", "pipeline", "--segments", os.path.join(folder, "segments.csv"),
              "--split", "train", "--out", str(tmp_path / "shards"), "--cache", str(tmp_path / "cache"),
-             "--url-template", server.url_template, "--limit", "6", "--workers", "1"],
+             "--url-template", server.url_template, "--limit", "6", "--workers", "1", "--direct_running_mode",
+             "in_memory"],
             cwd=REPO, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         assert server.request_count > 0

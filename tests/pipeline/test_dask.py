@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import distributed
 import pytest
 
 from audioshards import shards
 from tests.pipeline.test_job import pipeline_command, run_pipeline, shard_files
 
-distributed = pytest.importorskip("distributed")
 
 #: Fields of the manifest's split entry that differ between two runs of the same job: when it
 #: started and ended, and the command line (the runner options). Every other field must be equal.
@@ -122,6 +122,7 @@ def assert_same_output(ours: Path, reference: Path) -> None:
     for field in sorted(set(expected) - MANIFEST_RUN_FIELDS - {"settings"}):
         assert entry[field] == expected[field], field
     assert run_settings(entry) == run_settings(expected)
+    assert not [p for p in ours.iterdir() if ".tmp" in p.name]
 
 
 def run_settings(entry: dict) -> dict:
@@ -129,7 +130,6 @@ def run_settings(entry: dict) -> dict:
     settings = {key: value for key, value in entry["settings"].items() if key not in ("out", "cache")}
     settings["fetch"] = {key: value for key, value in settings["fetch"].items() if key != "url_template"}
     return settings
-    assert not [p for p in ours.iterdir() if ".tmp" in p.name]
 
 
 def test_dask_cluster_writes_what_the_direct_runner_writes(cluster, direct_run, tmp_path, audio_corpus,

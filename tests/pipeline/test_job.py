@@ -22,6 +22,9 @@ from audioshards.spectrogram import DEFAULT_CONFIG
 
 SHAPE = DEFAULT_CONFIG.shape
 NUM_SHARDS = 3
+#: Beam's DirectRunner inside the job's own process, for the runs whose subject is not the runner
+#: (the reference, re-run and killed-run tests keep the default: a worker process per core).
+IN_ONE_PROCESS = ("--workers", "1", "--direct_running_mode", "in_memory")
 
 
 def pipeline_command(corpus, out, cache, template, *extra, num_shards=NUM_SHARDS):
@@ -214,7 +217,7 @@ def test_malformed_row_names_its_line(tmp_path, audio_corpus, audio_url_template
 def test_local_copy_is_sharded_without_downloading(tmp_path, audio_corpus, reference):
     run_pipeline(sys.executable, "-m", "pipeline", "--segments", audio_corpus.csv_path, "--audio-dir",
                  audio_corpus.directory, "--split", "eval", "--out", str(tmp_path / "local"),
-                 "--cache", str(tmp_path / "cache"), "--workers", "1")
+                 "--cache", str(tmp_path / "cache"), *IN_ONE_PROCESS)
     manifest = shards.read_manifest(str(tmp_path / "local"))
     assert manifest["splits"]["eval"]["examples"] == audio_corpus.expected_examples
     assert manifest["splits"]["eval"]["failures"]["missing_local"] == 1
@@ -227,7 +230,7 @@ def test_directory_without_csv_gives_unlabelled_chunks(tmp_path, audio_corpus):
     long_file = Path(audio_corpus.by_kind("long_35s").path)
     (audio / "recording.flac").write_bytes(long_file.read_bytes())
     run_pipeline(sys.executable, "-m", "pipeline", "--audio-dir", str(audio), "--split", "train",
-                 "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), "--workers", "1")
+                 "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), *IN_ONE_PROCESS)
     examples = all_examples(tmp_path / "out")
     assert sorted(examples) == [f"recording.flac_0_{chunk}" for chunk in range(4)]
     assert all(e.labels == () and e.ytid == "recording.flac" for e in examples.values())
@@ -237,7 +240,8 @@ def test_proxy_credentials_appear_nowhere(tmp_path, audio_corpus, audio_url_temp
     secret = "hunter2secret"
     result = run_pipeline(*pipeline_command(
         audio_corpus, tmp_path / "out", tmp_path / "cache", audio_url_template,
-        "--proxy", f"http://user:{secret}@127.0.0.1:9", "--retries", "1", "--limit", "2", num_shards=1))
+        "--proxy", f"http://user:{secret}@127.0.0.1:9", "--retries", "1", "--limit", "2", *IN_ONE_PROCESS,
+        num_shards=1))
     failures = (tmp_path / "out" / "failures-train.jsonl").read_text()
     manifest = (tmp_path / "out" / "manifest.json").read_text()
     assert len(failures.splitlines()) == 2  # the proxy refuses: nothing is fetched

@@ -30,7 +30,8 @@ def run_job(audio_dir: Path, out: Path, *extra: str) -> tuple[dict[str, dict[str
     """Runs the job over ``audio_dir``; returns the failures by file and the split's manifest entry."""
     result = subprocess.run(
         [sys.executable, "-m", "pipeline", "--audio-dir", str(audio_dir), "--split", "train", "--out", str(out),
-         "--cache", str(out.parent / "cache"), "--workers", "1", "--num-shards", "1", *extra],
+         "--cache", str(out.parent / "cache"), "--workers", "1", "--direct_running_mode", "in_memory",
+         "--num-shards", "1", *extra],
         capture_output=True, text=True, timeout=600,
         env={"PYTHONPATH": str(REPOSITORY), "PATH": "/usr/bin:/bin", "HOME": str(out.parent)})
     assert result.returncode == 0, result.stderr[-4000:]
