@@ -23,7 +23,8 @@ from audioshards.spectrogram import DEFAULT_CONFIG
 SHAPE = DEFAULT_CONFIG.shape
 NUM_SHARDS = 3
 #: Beam's DirectRunner inside the job's own process, for the runs whose subject is not the runner
-#: (the reference, re-run and killed-run tests keep the default: a worker process per core).
+#: (the reference run keeps the default, a worker process per core; its bytes are what the others
+#: must reproduce).
 IN_ONE_PROCESS = ("--workers", "1", "--direct_running_mode", "in_memory")
 
 
@@ -152,7 +153,8 @@ def test_manifest_statistics_equal_the_examples(reference):
 
 def test_rerun_fetches_nothing_and_writes_identical_bytes(reference, tmp_path, audio_corpus, audio_server):
     audio_server.reset()
-    run_pipeline(*pipeline_command(audio_corpus, tmp_path / "again", reference / "cache", audio_server.url_template))
+    run_pipeline(*pipeline_command(audio_corpus, tmp_path / "again", reference / "cache", audio_server.url_template,
+                                   *IN_ONE_PROCESS))
     assert audio_server.request_count == 0  # cached audio and cached permanent failures
     for ours, theirs in zip(shard_files(tmp_path / "again"), shard_files(reference / "shards"), strict=True):
         assert ours.name == theirs.name and ours.read_bytes() == theirs.read_bytes()
@@ -164,7 +166,7 @@ def test_rerun_fetches_nothing_and_writes_identical_bytes(reference, tmp_path, a
 def test_killed_run_resumes_to_identical_bytes_without_refetching(reference, tmp_path, audio_corpus, make_audio_server):
     server = make_audio_server()
     out, cache = tmp_path / "shards", tmp_path / "cache"
-    command = pipeline_command(audio_corpus, out, cache, server.url_template, "--sleep-interval", "1")
+    command = pipeline_command(audio_corpus, out, cache, server.url_template, "--sleep-interval", "1", *IN_ONE_PROCESS)
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while len([p for p in cache.glob("*") if not p.name.startswith(".")]) < 3:
@@ -176,7 +178,7 @@ def test_killed_run_resumes_to_identical_bytes_without_refetching(reference, tmp
     cached_before = {p.name[:11] for p in cache.iterdir() if p.is_file() and ".tmp" not in p.name}
     assert not (out / "failures-train.jsonl").exists()  # it really was stopped halfway
     server.reset()
-    run_pipeline(*pipeline_command(audio_corpus, out, cache, server.url_template))
+    run_pipeline(*pipeline_command(audio_corpus, out, cache, server.url_template, *IN_ONE_PROCESS))
     refetched = {request.ytid for request in server.requests}
     assert cached_before and refetched and not cached_before & refetched
     for ours, theirs in zip(shard_files(out), shard_files(reference / "shards"), strict=True):
