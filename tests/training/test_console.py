@@ -55,9 +55,10 @@ def test_a_failing_train_prints_its_error_and_no_native_start_up_lines(tmp_path)
     assert not NATIVE.search(output), NATIVE.findall(output)
 
 
-def test_log_level_warning_keeps_the_trainers_info_lines_off_the_console(tmp_path):
-    result = training("train", "--shards", str(tmp_path / "no-shards"), "--out", str(tmp_path / "run"),
-                      "--steps", "1", "--log-level", "WARNING")
+def test_log_level_warning_keeps_the_trainers_info_lines_off_the_console(tmp_path, train_in_process):
+    # In this process: the level is the logging set-up's (the native lines are the test above's).
+    result = train_in_process("--shards", str(tmp_path / "no-shards"), "--out", str(tmp_path / "run"),
+                              "--steps", "1", "--log-level", "WARNING")
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     assert "no manifest.json in" in output
