@@ -81,8 +81,9 @@ pictures: install
 
 # make bench: every speed benchmark, each printing one JSON object (docs/performance.md: its duration).
 # flops.py's count is part of training_step's JSON; quality.py pretrains for a CPU budget and
-# probes (about 30 minutes on 2 cores for tiny): make quality.
-SPEED_BENCHMARKS := $(filter-out flops quality,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
+# probes (about 30 minutes on 2 cores for tiny): make quality. runners.py starts local Dask
+# clusters and takes minutes: python -m benchmarks.runners (docs/dask.md).
+SPEED_BENCHMARKS := $(filter-out flops quality runners,$(basename $(notdir $(wildcard benchmarks/[a-z]*.py))))
 bench: install
 	@for name in $(SPEED_BENCHMARKS); do \
 	  start=$$(date +%s); $(PY) -m benchmarks.$$name || exit 1; \
