@@ -41,11 +41,11 @@ from pathlib import Path
 
 from audioshards import shards
 from benchmarks.pipeline_local import make_clips_on_disk, write_segments_csv
+from pipeline.local_dask import LocalDaskCluster
 
 #: The configurations in the order they run; the first is the reference of the byte comparison.
 DIRECT = ("direct_1_workers", "direct_2_workers")
 DASK_WORKER_COUNTS = (1, 2)
-START_TIMEOUT_S = 120
 
 
 def dask_configurations(workers: int) -> tuple[str, str]:
@@ -72,58 +72,6 @@ def summarise(seconds: dict[str, float], clips: int, identical: dict[str, bool],
                                for name, value in seconds.items()},
             "shards_identical": all(identical.values()),
             "shards_differing": sorted(name for name, same in identical.items() if not same)}
-
-
-class Cluster:
-    """A ``dask scheduler`` and ``workers`` ``dask worker --nthreads 1`` processes on 127.0.0.1,
-    each in its own process group, logging into ``root``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.processes, self.address = root, [], ""
-
-    def start(self, workers: int) -> None:
-        """Starts the processes; returns once the scheduler has ``workers`` workers. On an error
-        some may be running: ``stop()`` ends them."""
-        import distributed  # the pipeline extra's; only this part of the benchmark needs it
-
-        shutil.rmtree(self.root, ignore_errors=True)
-        self.root.mkdir(parents=True)
-        root = self.root
-        scheduler_file = root / "scheduler.json"
-        self._start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                    "--scheduler-file", str(scheduler_file))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not scheduler_file.exists():
-            if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                raise RuntimeError(f"the scheduler did not start: see {root / 'scheduler.log'}")
-            time.sleep(0.1)
-        time.sleep(0.2)  # the file is written whole, but give it its last bytes
-        self.address = json.loads(scheduler_file.read_text())["address"]
-        for number in range(workers):
-            self._start(f"worker{number}", "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                        "--no-dashboard", "--name", f"worker{number}", "--local-directory", str(root / f"worker{number}"))
-        # Only waits for the workers to register: nothing runs on them before the first job.
-        with distributed.Client(self.address, timeout=START_TIMEOUT_S) as client:
-            client.wait_for_workers(workers, timeout=START_TIMEOUT_S)
-
-    def _start(self, name: str, *arguments: str) -> None:
-        with open(self.root / f"{name}.log", "w") as log:
-            self.processes.append(subprocess.Popen([sys.executable, "-m", "dask", *arguments], stdout=log,
-                                                   stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True))
-
-    def stop(self) -> None:
-        """Ends every process group started (a nanny's worker process too), SIGKILL after 15 s."""
-        for process in reversed(self.processes):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def run_job(base: list[str], runner: list[str], work: Path, name: str, clips: int) -> float:
@@ -171,14 +119,11 @@ def main() -> None:
         seconds[name] = run_job(base, ["--workers", name.split("_")[1]], work, name, args.clips)
     for workers in DASK_WORKER_COUNTS:
         print(f"runners: starting a scheduler and {workers} Dask worker(s) ...", file=sys.stderr, flush=True)
-        cluster = Cluster(work / f"dask{workers}")
-        try:
-            cluster.start(workers)
+        shutil.rmtree(work / f"dask{workers}", ignore_errors=True)
+        with LocalDaskCluster(work / f"dask{workers}", workers) as cluster:
             runner = ["--runner", "DaskRunner", "--dask_client_address", cluster.address]
             for name in dask_configurations(workers):
                 seconds[name] = run_job(base, runner, work, name, args.clips)
-        finally:
-            cluster.stop()
     reference = work / DIRECT[0]
     identical = {name: same_shards(work / name, reference) for name in seconds if name != DIRECT[0]}
     job_command = shlex.join(["python", *base[1:], "--out", "OUT", "--cache", "CACHE"]).replace(str(work), "WORK")

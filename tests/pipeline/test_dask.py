@@ -12,14 +12,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import distributed
 import pytest
 
 from audioshards import shards
+from pipeline.local_dask import LocalDaskCluster
 from tests.pipeline.test_job import pipeline_command, run_pipeline, shard_files
 
 
@@ -37,56 +36,10 @@ def dask_command(*command: str, address: str) -> list[str]:
     return [*command, "--runner", "DaskRunner", "--dask_client_address", address]
 
 
-class Cluster:
-    """``dask scheduler`` and ``dask worker`` processes (each worker with its nanny, as deployed)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.processes = root, []
-        scheduler_file = root / "scheduler.json"
-        self._start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                    "--scheduler-file", str(scheduler_file))
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, (root / "scheduler.log").read_text()
-            time.sleep(0.1)
-        time.sleep(0.2)  # the file is written whole, but give it its last bytes
-        self.address = json.loads(scheduler_file.read_text())["address"]
-        for number in range(WORKERS):
-            self._start(f"worker{number}", "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                        "--no-dashboard", "--name", f"worker{number}", "--local-directory", str(root / f"worker{number}"))
-        self.client = distributed.Client(self.address, timeout=START_TIMEOUT_S)
-        self.client.wait_for_workers(WORKERS, timeout=START_TIMEOUT_S)
-
-    def _start(self, name: str, *arguments: str) -> None:
-        log = open(self.root / f"{name}.log", "w")
-        self.processes.append(subprocess.Popen([sys.executable, "-m", "dask", *arguments], stdout=log,
-                                               stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True))
-
-    def worker_pids(self) -> set[int]:
-        return set(self.client.run(os.getpid).values())
-
-    def stop(self) -> None:
-        try:
-            self.client.close()
-        finally:
-            for process in reversed(self.processes):
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
-            for process in self.processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    started = Cluster(tmp_path_factory.mktemp("dask"))
-    try:
+    with LocalDaskCluster(tmp_path_factory.mktemp("dask"), WORKERS, start_timeout_s=START_TIMEOUT_S) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")
