@@ -194,12 +194,15 @@ def train_stream(
     start_epoch, skip = divmod(consumed, examples)
     salt = 0 if deterministic else start_step  # a fresh order after a non-deterministic restart
 
+    # tf.data would run these functions through AutoGraph; they have no control flow on tensors.
+    @tf.autograph.experimental.do_not_convert
     def epoch(number: tf.Tensor) -> tf.data.Dataset:
         # The file order is a stateless function of (seed, epoch); tf.data's own shuffle takes only a
         # Python seed, so it cannot be told which epoch it is in.
         order = tf.argsort(rng.uniform(rng.seed(seed, salt, number), [len(files)]))
         names = tf.data.Dataset.from_tensor_slices(tf.gather(tf.constant(files), order))
 
+        @tf.autograph.experimental.do_not_convert
         def read(name: tf.Tensor) -> tf.data.Dataset:
             dataset = tf.data.TFRecordDataset(name, buffer_size=4 << 20)
             # A payload checksum error mid-file (the header walk cannot see those) ends that file.
@@ -211,15 +214,15 @@ def train_stream(
         # block): Dataset.shuffle takes only a Python seed, so with it every epoch would repeat one
         # permutation pattern, and a resumed run could not rebuild the epoch it stopped in.
         blocks = records.batch(shuffle_buffer).enumerate()
-        return blocks.map(lambda index, block: tf.gather(
-            block, tf.argsort(rng.uniform(rng.seed(seed, salt, number, index), tf.shape(block))))).unbatch()
+        return blocks.map(tf.autograph.experimental.do_not_convert(lambda index, block: tf.gather(
+            block, tf.argsort(rng.uniform(rng.seed(seed, salt, number, index), tf.shape(block)))))).unbatch()
 
     stream = tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
     if deterministic and skip:
         stream = stream.skip(skip)
     stream = stream.batch(per_replica_batch, drop_remainder=True)
-    stream = stream.map(lambda records: parse_batch(records, shards.shape), num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=deterministic)
+    stream = stream.map(tf.autograph.experimental.do_not_convert(lambda records: parse_batch(records, shards.shape)),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     options = tf.data.Options()
     options.deterministic = deterministic
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # done above

@@ -71,7 +71,7 @@ keras.utils.set_random_seed(1)
 encoder, projector = build_models(config.model)
 weights = [v.numpy() for v in encoder.weights + projector.weights]
 single_variables = encoder.trainable_variables + projector.trainable_variables
-single = tf.function(lambda: loss_and_gradients(make_embed(encoder, projector, config.views, N), single_variables,
+single = tf.function(autograph=False, func=lambda: loss_and_gradients(make_embed(encoder, projector, config.views, N), single_variables,
                                                 global_views, local_views, step, config))
 single_terms, single_gradients, _, _ = single()
 
@@ -88,7 +88,7 @@ def replica_step(replica_inputs):
     return loss_and_gradients(embed, variables, replica_inputs[0], replica_inputs[1], step, config)
 
 
-@tf.function
+@tf.function(autograph=False)  # as the trainer's step (training/train.py)
 def replicated():
     terms, gradients, _, _ = strategy.run(replica_step, args=(inputs,))
     return ({k: strategy.reduce("SUM", t, axis=None) for k, t in terms.items()},
@@ -125,7 +125,7 @@ result = {
 
 # Control: SIGReg without the cross-replica reduction.
 loss._replicas = lambda: (tf.distribute.get_replica_context(), 1)
-control_terms, control_gradients = tf.function(replicated.python_function)()
+control_terms, control_gradients = tf.function(replicated.python_function, autograph=False)()
 result["control_sigreg"] = float(control_terms["sigreg"])
 result["control_max_relative_difference"] = compare(control_gradients)["max_relative_difference"]
 print(json.dumps(result))
