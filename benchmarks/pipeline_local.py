@@ -101,8 +101,8 @@ def stage_times(paths: list[Path], out: Path) -> dict[str, float]:
     totals = dict.fromkeys(("decode", "chunk", "features", "serialise", "write"), 0.0)
     warm = shards.ClipExample("warm-up", "warm-up", 0.0, 10.0, 0, (), np.zeros(DEFAULT_CONFIG.shape, np.float16))
     warm.serialize()  # imports TensorFlow outside the timing
-    # The first log-mel builds the mel filterbank (importing librosa) and loads the numba kernels:
-    # ~2 s once per process, part of a worker's start-up, not of each clip.
+    # The first log-mel builds the mel filterbank and loads the numba kernels: ~1 s once per
+    # process, part of a worker's start-up, not of each clip.
     log_mel(np.zeros((DEFAULT_CONFIG.clip_samples, DEFAULT_CONFIG.channels), np.float32))
     records = []
     for first in range(0, len(paths), DECODE_BATCH):

