@@ -27,12 +27,14 @@ $(VENV)/.installed: setup.py docker/install.sh corpora/packages.py
 # TEST_WORKERS pytest workers (pytest-xdist): one more than the cores, at most 8. Much of the
 # suite's time is single-threaded start-ups (TensorFlow, Beam workers, ffmpeg) and waiting (servers,
 # time-outs), which overlap: on 2 cores, 3 workers took 245 s where 2 took 278 s. --dist loadfile
-# keeps each test file in one worker, so a module's fixtures (a trained run) are made once.
+# keeps each test file in one worker, so a module's fixtures (a trained run) are made once;
+# --no-loadscope-reorder keeps the files in collection order, longest first (tests/conftest.py),
+# where pytest-xdist would start the files with the most tests first and end on a long one alone.
 # --durations: the 20 slowest tests at the end of every run, so the suite's duration
 # (docs/development.md) can be watched from CI's log.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n + 1 < 8 ? n + 1 : 8 )))
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 tests
 
 shards: install
 	$(PY) -m pipeline --segments $(SEGMENTS) --split $(SPLIT) --out $(OUT) --cache $(CACHE) $(ARGS)

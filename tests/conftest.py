@@ -26,14 +26,17 @@ from tests.loopback_server import LoopbackServer
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
 
-#: Test files that start several TensorFlow, Beam or Dask processes, longest first. pytest-xdist
-#: (``make test``) hands whole files to its workers in collection order, so these start first and
+#: The longest test files (most start several TensorFlow, Beam or Dask processes), longest first.
+#: pytest-xdist (``make test``, with ``--no-loadscope-reorder``: by default it orders files by their
+#: number of tests) hands whole files to its workers in collection order, so these start first and
 #: the many short files fill the workers' gaps at the end, instead of one long file running alone
-#: while the other worker idles.
+#: while the other workers idle.
 LONGEST_FIRST = (
-    "tests/training/test_multi_worker.py", "tests/training/test_resume.py", "tests/training/test_train.py",
-    "tests/training/test_replica_gradients.py", "tests/pipeline/test_job.py", "tests/training/test_learning.py",
-    "tests/pipeline/test_dask.py", "tests/corpora/test_corpora.py", "tests/pipeline/test_job_decode_limits.py",
+    "tests/training/test_multi_worker.py", "tests/training/test_train.py", "tests/pipeline/test_job.py",
+    "tests/training/test_replica_gradients.py", "tests/pipeline/test_dask.py", "tests/training/test_resume.py",
+    "tests/corpora/test_corpora.py", "tests/training/test_learning.py", "tests/training/test_probe.py",
+    "tests/training/test_viz.py", "tests/pipeline/test_job_decode_limits.py", "tests/pipeline/fetch/test_download.py",
+    "tests/training/test_saved_model.py",
 )
 
 

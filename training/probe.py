@@ -46,7 +46,7 @@ def encoder_featurizer(encoder, band_mean: np.ndarray, band_std: np.ndarray) -> 
     mean = tf.constant(band_mean[:, None, None], tf.float32)
     std = tf.constant(band_std[:, None, None], tf.float32)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # straight-line code: nothing to convert
     def represent(logmel):
         return encoder((tf.cast(logmel, tf.float32) - mean) / std)
 

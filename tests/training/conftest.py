@@ -1,10 +1,12 @@
 """Fixtures shared by the trainer's tests, each made once per test process.
 
 - ``shard_dir``: a read-only shard directory of 36 generated clips (tones, noise, chirps) in 2
-  shards. ``shard_audio_directory`` is the one place that turns audio files into shards: it runs
-  the real job (``pipeline.run.run``: Beam's DirectRunner, ffmpeg, the shard writer) inside this
-  process (``--direct_running_mode=in_memory``), with an AudioSet-format CSV that labels each clip
-  with the AudioSet class of its kind. The job's own tests run it as users do, in worker processes.
+  shards, made once per test run: the first pytest-xdist worker to need it makes it, the others
+  wait for it and read the same files (``made_once``). ``shard_audio_directory`` is the one place
+  that turns audio files into shards: it runs the real job (``pipeline.run.run``: Beam's
+  DirectRunner, ffmpeg, the shard writer) inside this process (``--direct_running_mode=in_memory``),
+  with an AudioSet-format CSV that labels each clip with the AudioSet class of its kind. The job's
+  own tests run it as users do, in worker processes.
 - ``run_dir``: a run directory holding an exported (untrained) tiny encoder.
 - ``labelled_audio``: a folder per class of tones, with a CSV of folds.
 - ``train_in_process``: ``python -m training train ARGS`` for cases that fail fast (bad files,
@@ -15,6 +17,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import shutil
 from collections.abc import Callable, Iterator
 
 import logging
@@ -99,12 +103,31 @@ def shard_audio_directory(audio_dir: pathlib.Path, out: pathlib.Path, num_shards
     return out
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[pathlib.Path], None]) -> pathlib.Path:
+    """The directory ``name``, made by ``make(directory)`` once per test run: pytest-xdist's workers
+    are processes with one base temporary directory; the first to get the lock makes it, the others
+    wait and reuse it. A directory that was not finished (its maker failed) is made again."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's directory, above each worker's own
+    directory, finished = root / name, root / f"{name}.finished"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not finished.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            make(directory)
+            finished.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def shard_dir(tmp_path_factory) -> pathlib.Path:
     """A read-only shard directory of 36 generated clips in 2 shards (copy it before changing it)."""
-    root = tmp_path_factory.mktemp("training_data")
-    generate_audio(root / "audio")
-    return shard_audio_directory(root / "audio", root / "shards")
+    def make(root: pathlib.Path) -> None:
+        generate_audio(root / "audio")
+        shard_audio_directory(root / "audio", root / "shards")
+
+    return made_once(tmp_path_factory, "training_data", make) / "shards"
 
 
 def run_training(*args: str, env: dict | None = None, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
