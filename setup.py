@@ -11,9 +11,10 @@ from setuptools import find_packages, setup
 
 TENSORFLOW = "tensorflow==2.21.0"
 APACHE_BEAM = "apache-beam[tfrecord]==2.77.0"
-# The trainer's resampler (librosa.resample with soxr) and the tests' reference front end. Not in
-# the core install: librosa requires scikit-learn, which the Beam job must not carry; the mel
-# filterbank is audioshards.spectrogram's own (bit for bit librosa's, which a test checks).
+# The tests' reference front end and resampler. Not in any role's install: librosa requires
+# scikit-learn, which the Beam job must not carry, and compiles numba helpers on its first import in
+# an installation; the mel filterbank is audioshards.spectrogram's own and the resampler soxr
+# itself (both bit for bit what librosa gives, which tests check).
 LIBROSA = "librosa==0.11.0"
 
 setup(
@@ -63,7 +64,7 @@ setup(
         "train": [
             "pandas>=2.2",  # the probe's labelled-audio CSVs
             "tqdm>=4.66",
-            LIBROSA,  # any sample rate → 48 kHz for the embedding API and the probe
+            "soxr>=0.3.2",  # any sample rate → 48 kHz for the embedding API (librosa's resampler)
             "scikit-learn>=1.5",  # the linear probe's classifiers and metrics
             "matplotlib>=3.8",  # pictures
             "tensorboard>=2.20",  # to read a run's curves (TensorFlow no longer brings it)

@@ -105,3 +105,21 @@ target="$root"
 nodeps=""
 [ "$deps" = all ] || nodeps="--no-deps"
 "$python" -m pip install -q $editable $nodeps "$target"
+
+# numba compiles on first use and caches the machine code beside the module (cache=True): compile
+# here, once per installation, rather than in every Beam worker or test process that starts before
+# the cache is written. Ours take ~0.6 s; librosa's helpers (the test extra's reference), which
+# compile when their modules are imported, ~11 s.
+"$python" - <<'PY'
+import importlib
+import importlib.util
+
+import numpy as np
+
+from audioshards.spectrogram import log_mel
+
+log_mel(np.zeros((4096, 2), np.float32))
+if importlib.util.find_spec("librosa"):
+    for module in ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.feature.spectral"):
+        importlib.import_module(module)
+PY

@@ -13,8 +13,11 @@ does). The SavedModel (:mod:`training.saved_model`) takes 48 kHz audio and retur
 10 s window (the pipeline's clip rules); this module resamples to the model's rate first.
 
 Decisions:
-- Resampling is librosa's ``librosa.resample`` with its default ``res_type="soxr_hq"`` (the SoX
-  resampler, through the ``soxr`` package librosa depends on; librosa is in the core install).
+- Resampling is the SoX resampler at high quality (``soxr.resample(..., quality="HQ")``), what
+  ``librosa.resample`` does by default (``res_type="soxr_hq"``) and bit for bit the same samples
+  (tests/training/test_embedding.py compares them). Called directly, not through librosa: librosa
+  compiles its numba helpers when it is first imported in an installation (~11 s on a 2-core x86
+  VM), which made the first embedding of every fresh install or container that slow.
   SciPy's ``resample_poly`` was tried first and refused: its default Kaiser filter (β = 5) lets
   through images of about -50 dB just above the source's Nyquist frequency (a 6.1 kHz tone at
   16 kHz came back with a 9.9 kHz image), and the model's front end, in dB with a floor at
@@ -39,16 +42,18 @@ from audioshards.spectrogram import DEFAULT_CONFIG
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """``audio`` (time on axis 0) from ``rate`` to ``target`` Hz, float32 (librosa's soxr_hq)."""
+    """``audio`` (time on axis 0, channels on axis 1 if any) from ``rate`` to ``target`` Hz, float32,
+    n · target / rate samples rounded to the nearest."""
     audio = np.asarray(audio, dtype=np.float32)
     if rate == target:
         return audio
-    import librosa
+    import soxr
 
-    out = librosa.resample(audio, orig_sr=rate, target_sr=target, res_type="soxr_hq", axis=0)
-    # librosa's length is ceil(n · target / rate) in floating point (44 100 → 48 001 samples): exact here.
+    out = soxr.resample(audio, rate, target, quality="HQ")
     length = (audio.shape[0] * target + rate // 2) // rate
-    return librosa.util.fix_length(out, size=length, axis=0).astype(np.float32)
+    if out.shape[0] < length:  # soxr rounds its length its own way: pad with silence, as librosa does
+        out = np.pad(out, [(0, length - out.shape[0])] + [(0, 0)] * (out.ndim - 1))
+    return out[:length].astype(np.float32, copy=False)
 
 
 def _rate(sample_rate: float) -> int:

@@ -73,6 +73,19 @@ def test_resampling_changes_the_length_by_the_ratio():
     assert resample(np.ones(1000, np.float64), 48_000, 48_000).dtype == np.float32
 
 
+@pytest.mark.parametrize("rate", [8_000, 16_000, 22_050, 44_100, 96_000])
+@pytest.mark.parametrize("channels", [None, 2])
+def test_resampling_is_librosas_soxr_hq_sample_for_sample(rate, channels):
+    import librosa
+
+    audio = np.random.default_rng(rate).normal(scale=0.3, size=(3 * rate + 7, *([channels] if channels else [])))
+    audio = audio.astype(np.float32)
+    ours = resample(audio, rate, 48_000)
+    reference = librosa.resample(audio, orig_sr=rate, target_sr=48_000, res_type="soxr_hq", axis=0)
+    assert ours.dtype == np.float32 and ours.shape == ((audio.shape[0] * 48_000 + rate // 2) // rate, *audio.shape[1:])
+    np.testing.assert_array_equal(ours, reference[:len(ours)])  # librosa rounds the length up, padding with 0
+
+
 def test_mono_equals_duplicated_stereo_and_windows_follow_the_clip_rules(embedder):
     mono = tones(48_000, 12.5)  # a 10 s window and a 2.5 s remainder: two windows
     from_mono, starts = embedder.embed(mono, 48_000)
