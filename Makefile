@@ -26,7 +26,7 @@ $(VENV)/.installed: setup.py docker/install.sh corpora/packages.py
 
 # TEST_WORKERS pytest workers (pytest-xdist): one more than the cores, at most 8. Much of the
 # suite's time is single-threaded start-ups (TensorFlow, Beam workers, ffmpeg) and waiting (servers,
-# time-outs), which overlap: on 2 cores, 3 workers took 245 s where 2 took 278 s. --dist loadfile
+# time-outs), which overlap: on 2 cores, 3 workers took 204 s where 2 took 212 s. --dist loadfile
 # keeps each test file in one worker, so a module's fixtures (a trained run) are made once;
 # --no-loadscope-reorder keeps the files in collection order, longest first (tests/conftest.py),
 # where pytest-xdist would start the files with the most tests first and end on a long one alone.
