@@ -83,6 +83,10 @@ DEFAULT_CONFIG = SpectrogramConfig()
 
 
 MEL_SCALES = ("slaney", "htk")
+_SLANEY_MEL_HZ = 200.0 / 3  # Hz per mel below the knee
+_SLANEY_KNEE_HZ = 1000.0
+_SLANEY_KNEE_MEL = _SLANEY_KNEE_HZ / _SLANEY_MEL_HZ
+_SLANEY_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above the knee
 
 
 def hz_to_mel(hz: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
@@ -104,20 +108,14 @@ def mel_to_hz(mel: np.ndarray | float, scale: str = "slaney") -> np.ndarray:
                     _SLANEY_MEL_HZ * mel)
 
 
-_SLANEY_MEL_HZ = 200.0 / 3  # Hz per mel below the knee
-_SLANEY_KNEE_HZ = 1000.0
-_SLANEY_KNEE_MEL = _SLANEY_KNEE_HZ / _SLANEY_MEL_HZ
-_SLANEY_LOG_STEP = np.log(6.4) / 27.0  # log-Hz per mel above the knee
-
-
 def mel_filterbank(config: SpectrogramConfig = DEFAULT_CONFIG) -> np.ndarray:
     """The mel filterbank, [n_mels, n_fft // 2 + 1] float32: triangles between n_mels + 2 edges
     equally spaced in mel, each scaled to unit area (Slaney's norm).
 
     These are librosa's ``filters.mel(..., norm="slaney")`` numbers, bit for bit
     (tests/audioshards/test_spectrogram.py compares them). They are computed here, not taken from
-    librosa, so that the Beam job does not install librosa, which requires scikit-learn, numba's
-    and soundfile's stacks and more (docs/development.md#installs).
+    librosa, so that the Beam job does not install librosa, which requires scikit-learn, SciPy,
+    soundfile and more (docs/development.md#dependencies).
     """
     if config.mel_scale not in MEL_SCALES:
         raise ValueError(f"mel_scale must be one of {', '.join(MEL_SCALES)}, not {config.mel_scale!r}")
