@@ -71,8 +71,14 @@ keras.utils.set_random_seed(1)
 encoder, projector = build_models(config.model)
 weights = [v.numpy() for v in encoder.weights + projector.weights]
 single_variables = encoder.trainable_variables + projector.trainable_variables
-single = tf.function(autograph=False, func=lambda: loss_and_gradients(make_embed(encoder, projector, config.views, N), single_variables,
-                                                global_views, local_views, step, config))
+
+
+def single_step():
+    return loss_and_gradients(make_embed(encoder, projector, config.views, N), single_variables, global_views,
+                              local_views, step, config)
+
+
+single = tf.function(single_step, autograph=False)
 single_terms, single_gradients, _, _ = single()
 
 with strategy.scope():
